@@ -1,0 +1,12 @@
+// The host kernel core's public surface.
+export * from "./clock.ts"
+export * from "./devices.ts"
+export * from "./errno.ts"
+export * from "./hooks.ts"
+export * from "./kernel.ts"
+export * from "./modules.ts"
+export * from "./per-cpu.ts"
+export * from "./profile.ts"
+export * from "./rng.ts"
+export * from "./scheduler.ts"
+export * from "./task.ts"
