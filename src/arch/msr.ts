@@ -1,0 +1,21 @@
+// Model-specific register indices a 64-bit kernel uses (SDM Vol. 4; Linux msr-index.h names).
+
+export const Msr = {
+  IA32_TSC: 0x10,
+  IA32_APIC_BASE: 0x1b,
+  IA32_FEATURE_CONTROL: 0x3a,
+  IA32_TSC_ADJUST: 0x3b,
+  IA32_SYSENTER_CS: 0x174,
+  IA32_SYSENTER_ESP: 0x175,
+  IA32_SYSENTER_EIP: 0x176,
+  IA32_PAT: 0x277,
+  IA32_EFER: 0xc000_0080,
+  IA32_STAR: 0xc000_0081,
+  IA32_LSTAR: 0xc000_0082,
+  IA32_CSTAR: 0xc000_0083,
+  IA32_FMASK: 0xc000_0084,
+  IA32_FS_BASE: 0xc000_0100,
+  IA32_GS_BASE: 0xc000_0101,
+  IA32_KERNEL_GS_BASE: 0xc000_0102,
+  IA32_TSC_AUX: 0xc000_0103,
+} as const
