@@ -1,60 +1,42 @@
 import { describe, expect, it } from "vitest"
+import { TaskTable } from "../../src/host/task.ts"
 import { EINVAL, ENOENT, ESRCH } from "../../src/sysfs/errno.ts"
-import { mountProc, type ProcTask, type ProcTaskSource } from "../../src/sysfs/proc.ts"
+import { mountProc } from "../../src/sysfs/proc.ts"
 import { makeTree } from "../../src/sysfs/service.ts"
 
-// A minimal task table with the host's shape: a QEMU process with two vCPU threads.
-class Tasks implements ProcTaskSource {
-  readonly all = new Map<number, { pid: number; tgid: number; comm: string; state: string }>()
-  add(pid: number, tgid: number, comm: string) {
-    const t = { pid, tgid, comm, state: "running" }
-    this.all.set(pid, t)
-    return t
-  }
-  get(pid: number): ProcTask | undefined {
-    return this.all.get(pid)
-  }
-  threadsOf(tgid: number) {
-    return [...this.all.values()].filter((t) => t.tgid === tgid)
-  }
-  list() {
-    return [...this.all.values()].sort((a, b) => a.pid - b.pid)
-  }
-}
-
-describe("/proc", () => {
+describe("/proc backed by the host task table", () => {
   const setup = () => {
-    const tasks = new Tasks()
-    tasks.add(1, 1, "systemd")
-    tasks.add(12396, 12396, "qemu-system-x86")
-    tasks.add(12398, 12396, "qemu-system-x86")
-    tasks.add(12399, 12396, "CPU 1/KVM")
+    const tasks = new TaskTable({ pidMax: 32768, firstPid: 12396 })
+    const qemu = tasks.spawnProcess("qemu-system-x86")
+    const vcpu0 = tasks.spawnThread(qemu)
+    const vcpu1 = tasks.spawnThread(qemu, "CPU 1/KVM")
     const fs = makeTree()
     mountProc(fs, tasks)
-    return { fs, tasks }
+    return { fs, tasks, qemu, vcpu0, vcpu1 }
   }
 
   it("lists thread-group leaders and their threads; comm ends with a newline", () => {
-    const { fs } = setup()
-    expect(fs.ls("/proc")).toEqual(["1", "12396"])
-    expect(fs.ls("/proc/12396/task")).toEqual(["12396", "12398", "12399"])
-    expect(fs.readFile("/proc/12396/task/12399/comm")).toBe("CPU 1/KVM\n")
-    expect(fs.readFile("/proc/12399/comm")).toBe("CPU 1/KVM\n")
-    expect(fs.readFile("/proc/1/task/12399/comm")).toBe(-ENOENT)
-    expect(fs.readFile("/proc/77/comm")).toBe(-ENOENT)
-    expect(fs.writeFile("/proc/12399/comm", "x\n")).toBe(-EINVAL)
+    const { fs, qemu, vcpu0, vcpu1 } = setup()
+    expect(fs.ls("/proc")).toEqual(["1", String(qemu.pid), "2"])
+    expect(fs.ls(`/proc/${qemu.pid}/task`)).toEqual([qemu.pid, vcpu0.pid, vcpu1.pid].map(String).sort())
+    expect(fs.readFile(`/proc/${qemu.pid}/task/${vcpu0.pid}/comm`)).toBe("qemu-system-x86\n")
+    expect(fs.readFile(`/proc/${qemu.pid}/task/${vcpu1.pid}/comm`)).toBe("CPU 1/KVM\n")
+    // a thread's own /proc/<tid> resolves though /proc does not list it
+    expect(fs.readFile(`/proc/${vcpu1.pid}/comm`)).toBe("CPU 1/KVM\n")
+    expect(fs.readFile(`/proc/1/task/${vcpu1.pid}/comm`)).toBe(-ENOENT)
+    expect(fs.readFile("/proc/31999/comm")).toBe(-ENOENT)
+    expect(fs.writeFile(`/proc/${vcpu1.pid}/comm`, "x\n")).toBe(-EINVAL)
   })
 
-  it("a handle on an exited task reads ESRCH; its directory disappears", () => {
-    const { fs, tasks } = setup()
-    const fd = fs.open("/proc/12396/task/12399/comm")
-    const t = tasks.all.get(12399)!
-    t.state = "exited"
-    tasks.all.delete(12399)
+  it("comm follows renames; a handle on an exited task reads ESRCH; its directory disappears", () => {
+    const { fs, tasks, qemu, vcpu1 } = setup()
+    const path = `/proc/${qemu.pid}/task/${vcpu1.pid}/comm`
+    const fd = fs.open(path)
+    vcpu1.setComm("renamed-thread-with-long-name")
+    expect(fs.pread(fd, 0)).toBe("renamed-thread-\n")
+    tasks.exit(vcpu1)
     expect(fs.pread(fd, 0)).toBe(-ESRCH)
-    expect(fs.ls("/proc/12396/task")).toEqual(["12396", "12398"])
-    tasks.add(12399, 12399, "reused")
-    expect(fs.pread(fd, 0)).toBe(-ESRCH)
-    expect(fs.readFile("/proc/12399/comm")).toBe("reused\n")
+    expect(fs.ls(`/proc/${qemu.pid}/task`)).not.toContain(String(vcpu1.pid))
+    expect(fs.readFile(path)).toBe(-ENOENT)
   })
 })
