@@ -1,0 +1,75 @@
+// Where KVM's tracepoints and trace_printk go. The run loop calls these on the hot path with
+// plain numbers (64-bit values as unsigned 32-bit halves), and checks `on` first — the
+// tracepoint's static key — so a disabled event costs one typed-array read. The trace
+// subsystem's adapter (ftrace-sink.ts) writes binary records; NullTraceSink drops everything.
+
+/** Tracepoints KVM emits, as indices into `KvmTraceSink.on`. */
+export const KvmEvent = {
+  entry: 0,
+  exit: 1,
+  hypercall: 2,
+  pio: 3,
+  cpuid: 4,
+  msr: 5,
+  cr: 6,
+  inj_exception: 7,
+  inj_virq: 8,
+  userspace_exit: 9,
+  vcpu_wakeup: 10,
+  mmio: 11,
+  printk: 12,
+} as const
+export const KVM_EVENT_COUNT = 13
+
+export interface KvmTraceSink {
+  /** 1 when the event is enabled (events/kvm/<name>/enable; printk is always on). */
+  readonly on: Uint8Array
+  entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void
+  exit(
+    cpu: number,
+    pid: number,
+    vcpuId: number,
+    reason: number,
+    ripLo: number,
+    ripHi: number,
+    info1Lo: number,
+    info1Hi: number,
+    info2Lo: number,
+    info2Hi: number,
+    intrInfo: number,
+    errorCode: number,
+  ): void
+  hypercall(cpu: number, pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void
+  /** rw: 0 read (IN), 1 write (OUT). */
+  pio(cpu: number, pid: number, rw: number, port: number, size: number, count: number, val: number): void
+  cpuid(cpu: number, pid: number, fn: number, index: number, rax: number, rbx: number, rcx: number, rdx: number, found: boolean, usedMaxBasic: boolean): void
+  msr(cpu: number, pid: number, write: number, ecx: number, dataLo: number, dataHi: number, exception: boolean): void
+  /** rw: 0 read, 1 write. */
+  cr(cpu: number, pid: number, rw: number, cr: number, valLo: number, valHi: number): void
+  injException(cpu: number, pid: number, vector: number, hasError: boolean, errorCode: number, reinjected: boolean): void
+  injVirq(cpu: number, pid: number, vector: number, soft: boolean, reinjected: boolean): void
+  userspaceExit(cpu: number, pid: number, reason: number, errno: number): void
+  vcpuWakeup(cpu: number, pid: number, ns: number, waited: boolean, valid: boolean): void
+  /** type: 0 unsatisfied-read, 1 read, 2 write (KVM_TRACE_MMIO_*). */
+  mmio(cpu: number, pid: number, type: number, len: number, gpaLo: number, gpaHi: number, valLo: number, valHi: number): void
+  /** trace_printk from kernel function `fn`; `text` ends with "\n" as kernel formats do. */
+  printk(cpu: number, pid: number, fn: string, text: string): void
+}
+
+/** Drops every event (tracing compiled out). */
+export class NullTraceSink implements KvmTraceSink {
+  readonly on = new Uint8Array(KVM_EVENT_COUNT)
+  entry(): void {}
+  exit(): void {}
+  hypercall(): void {}
+  pio(): void {}
+  cpuid(): void {}
+  msr(): void {}
+  cr(): void {}
+  injException(): void {}
+  injVirq(): void {}
+  userspaceExit(): void {}
+  vcpuWakeup(): void {}
+  mmio(): void {}
+  printk(): void {}
+}
