@@ -1,0 +1,115 @@
+// Runs the VM-entry checks in the SDM's order and reports the first that fails. Incremental
+// mode re-runs only checks whose inputs changed since they last passed: every write into the
+// VMCS (VMWRITE, and the guest-state saving of a VM exit) marks the checks that read the field.
+// A check's verdict depends only on its declared fields and the capability MSRs (checks that
+// read anything else run every time), so the first failure is the same as a full run's.
+import { entryChecks, type EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
+import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
+import { checkRules, type CheckContext } from "./entry-check-rules.ts"
+import type { VmxCapabilities } from "./capabilities.ts"
+import { fieldOrdinal, VMCS_FIELD_COUNT } from "./vmcs-layout.ts"
+
+export const CHECK_COUNT = checkRules.length
+
+if (checkRules.some((rule, i) => entryChecks[i]?.name !== rule.name) || entryChecks.length !== CHECK_COUNT) {
+  throw new Error("entry-check rules and src/arch/vmx/entry-checks.ts disagree on names or order")
+}
+
+/** Check indices that read each field (by field ordinal). */
+const checksByField: ReadonlyArray<Uint16Array> = (() => {
+  const lists: Array<Array<number>> = Array.from({ length: VMCS_FIELD_COUNT }, () => [])
+  checkRules.forEach((rule, index) => {
+    for (const encoding of rule.fields) {
+      const ordinal = fieldOrdinal[encoding]!
+      if (ordinal < 0) throw new Error(`check ${rule.name} names unknown field 0x${encoding.toString(16)}`)
+      if (!lists[ordinal]!.includes(index)) lists[ordinal]!.push(index)
+    }
+  })
+  return lists.map((list) => Uint16Array.from(list))
+})()
+
+/** Per-VMCS bookkeeping for incremental checking (lives beside the region, not in it). */
+export class EntryCheckState {
+  readonly dirty = new Uint8Array(CHECK_COUNT).fill(1)
+  /** The capabilities the clean verdicts were computed against. */
+  caps: VmxCapabilities | null = null
+
+  /** Called for every write that changed a field's stored value. */
+  fieldChanged(ordinal: number): void {
+    const list = checksByField[ordinal]!
+    for (let i = 0; i < list.length; i++) this.dirty[list[i]!] = 1
+  }
+
+  markAllDirty(): void {
+    this.dirty.fill(1)
+  }
+}
+
+/** Index of the first failing check, or -1. `state` null means a full run. */
+export const firstFailingCheck = (ctx: CheckContext, state: EntryCheckState | null): number => {
+  if (state !== null && state.caps !== ctx.caps) {
+    state.markAllDirty()
+    state.caps = ctx.caps
+  }
+  for (let i = 0; i < CHECK_COUNT; i++) {
+    const rule = checkRules[i]!
+    if (state !== null && state.dirty[i] === 0 && !rule.always) continue
+    const passes = rule.passes(ctx)
+    if (state !== null) state.dirty[i] = passes ? 0 : 1
+    if (!passes) return i
+  }
+  return -1
+}
+
+export const checkInfo = (index: number): EntryCheckInfo => entryChecks[index]!
+
+const CR0_BITS: Readonly<Record<number, string>> = { 0: "PE", 1: "MP", 2: "EM", 3: "TS", 4: "ET", 5: "NE", 16: "WP", 18: "AM", 29: "NW", 30: "CD", 31: "PG" }
+const CR4_BITS: Readonly<Record<number, string>> = {
+  0: "VME", 1: "PVI", 2: "TSD", 3: "DE", 4: "PSE", 5: "PAE", 6: "MCE", 7: "PGE", 8: "PCE", 9: "OSFXSR", 10: "OSXMMEXCPT",
+  11: "UMIP", 12: "LA57", 13: "VMXE", 14: "SMXE", 16: "FSGSBASE", 17: "PCIDE", 18: "OSXSAVE", 20: "SMEP", 21: "SMAP", 22: "PKE", 23: "CET",
+}
+
+const bitList = (mask: bigint, names: Readonly<Record<number, string>>): Array<string> => {
+  const out: Array<string> = []
+  for (let bit = 0; bit < 64; bit++) if ((mask >> BigInt(bit)) & 1n) out.push(names[bit] ?? `bit ${bit}`)
+  return out
+}
+
+const fixedDetail = (who: "host" | "guest", reg: "CR0" | "CR4", value: bigint, fixed0: bigint, fixed1: bigint): string => {
+  const names = reg === "CR0" ? CR0_BITS : CR4_BITS
+  const parts: Array<string> = []
+  for (const name of bitList(fixed0 & ~value, names)) parts.push(`${who} ${reg}.${name} must be 1 (IA32_VMX_${reg}_FIXED0)`)
+  for (const name of bitList(value & ~fixed1, names)) parts.push(`${who} ${reg}.${name} must be 0 (IA32_VMX_${reg}_FIXED1)`)
+  return parts.join("; ")
+}
+
+/**
+ * A sentence explaining a failed check for a user: the specific bits where the SDM rule is about
+ * fixed bits (e.g. "host CR4.VMXE must be 1 (IA32_VMX_CR4_FIXED0)"), then the check's name and rule.
+ */
+export const explainFailure = (index: number, ctx: CheckContext): string => {
+  const info = checkInfo(index)
+  let detail = ""
+  switch (info.name) {
+    case "host.cr0.fixed":
+      detail = fixedDetail("host", "CR0", ctx.view.u64(F.HOST_CR0), ctx.caps.cr0Fixed0, ctx.caps.cr0Fixed1)
+      break
+    case "host.cr4.fixed0":
+    case "host.cr4.fixed1":
+      detail = fixedDetail("host", "CR4", ctx.view.u64(F.HOST_CR4), ctx.caps.cr4Fixed0, ctx.caps.cr4Fixed1)
+      break
+    case "guest.cr0.fixed":
+      detail = fixedDetail("guest", "CR0", ctx.view.u64(F.GUEST_CR0), ctx.caps.cr0Fixed0, ctx.caps.cr0Fixed1)
+      break
+    case "guest.cr4.fixed":
+      detail = fixedDetail("guest", "CR4", ctx.view.u64(F.GUEST_CR4), ctx.caps.cr4Fixed0, ctx.caps.cr4Fixed1)
+      break
+  }
+  const outcome =
+    info.kind === "control"
+      ? "VM-instruction error 7 (VM entry with invalid control field(s))"
+      : info.kind === "host"
+        ? "VM-instruction error 8 (VM entry with invalid host-state field(s))"
+        : `VM-entry failure: exit reason 33 | 0x80000000 (invalid guest state), exit qualification ${info.qualification}`
+  return `${detail === "" ? "" : detail + ". "}Check ${info.name} (SDM ${info.sdm}): ${info.explanation}. Result: ${outcome}.`
+}

@@ -1,0 +1,431 @@
+// One logical processor's VMX: root-mode state (CR0, CR4, IA32_EFER, IA32_FEATURE_CONTROL, CPL),
+// the capability MSRs, the VMXON pointer and current-VMCS pointer, and the VMX instructions as
+// methods the (TypeScript) host kernel calls. Checks follow the SDM's pseudo-code order
+// (Vol. 3C 30.3): #UD, then #GP, then VMfailInvalid / VMfailValid(n), then the operation.
+import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
+import { VmInstructionError as E } from "../../arch/vmx/instruction-errors.ts"
+import { FeatureControl, VmxMsr } from "../../arch/vmx/msrs.ts"
+import { FieldType, fieldType } from "../../arch/vmx/vmcs-encoding.ts"
+import { VmxCapabilities } from "./capabilities.ts"
+import type { HostPage, HostPhysicalMemory } from "./host-memory.ts"
+import { VmxStatus, describeOutcome, type OutcomeSource, type VmxOutcome } from "./outcome.ts"
+import type { ActiveVmcs, VmxPlatform } from "./platform.ts"
+import { Access, accessKind, byteOffset, fieldOrdinal, VMCS_LAUNCH_SESSION_OFFSET, VMCS_LAUNCH_STATE_OFFSET } from "./vmcs-layout.ts"
+import { VmcsView } from "./vmcs-view.ts"
+
+const NO_VMCS = -1
+const ALL_ONES = 0xffff_ffff_ffff_ffffn
+const CR4_VMXE = 1n << 13n
+const EFER_LMA = 1n << 10n
+
+/** Host (root-mode) register state that VM exits load from the VMCS host-state area. */
+export class RootState {
+  cr0 = 0x8005_0033n // PE MP ET NE WP AM PG: a running 64-bit Linux
+  cr3 = 0x1_0000n
+  cr4 = 0x0036_06e0n // PAE MCE PGE OSFXSR OSXMMEXCPT PCIDE OSXSAVE SMEP SMAP; VMXE clear until KVM sets it
+  efer = 0xd01n // SCE LME LMA NXE
+  cpl = 0
+  /** Blocking by MOV SS in effect at the VMX instruction (VMLAUNCH/VMRESUME fail with error 26). */
+  movSsBlocking = false
+  rip = 0n
+  rsp = 0n
+  readonly selectors = { es: 0, cs: 0x10, ss: 0x18, ds: 0, fs: 0, gs: 0, tr: 0x40 }
+  fsBase = 0n
+  gsBase = 0n
+  trBase = 0n
+  gdtrBase = 0n
+  idtrBase = 0n
+  sysenterCs = 0
+  sysenterEsp = 0n
+  sysenterEip = 0n
+  pat = 0x0007_0406_0007_0406n
+  perfGlobalCtrl = 0n
+}
+
+export class LogicalProcessor implements OutcomeSource {
+  readonly id: number
+  readonly platform: VmxPlatform
+  readonly memory: HostPhysicalMemory
+  caps: VmxCapabilities
+  readonly root = new RootState()
+  featureControl: bigint
+
+  /** In VMX operation (root or non-root). */
+  vmxOperation = false
+  /** In VMX non-root operation (a guest is running on this processor). */
+  nonRoot = false
+  /** VMXON region address, or -1. */
+  vmxonPointer = NO_VMCS
+  /** Current-VMCS pointer as a number, or -1 for the all-ones "no current VMCS". */
+  currentVmcs = NO_VMCS
+  /** Bookkeeping of the current VMCS (null when none). */
+  current: ActiveVmcs | null = null
+  /** View over the current VMCS region (its page is meaningless while `current` is null). */
+  readonly view: VmcsView
+  /** Identifier of this processor's VMX session (changes at every VMXON). */
+  session = 0
+  private readonly activeHere = new Set<number>()
+
+  // Outcome details of the last instruction.
+  lastError = 0
+  refusal = ""
+  lastExitReason = 0
+  lastExitQualification = 0n
+  /** Value produced by VMREAD, VMPTRST, RDMSR. */
+  value = 0n
+  /** Status of the last number-typed fast accessor (vmreadLo). */
+  status: VmxStatus = VmxStatus.Succeed
+
+  constructor(id: number, platform: VmxPlatform, caps: VmxCapabilities = new VmxCapabilities()) {
+    this.id = id
+    this.platform = platform
+    this.memory = platform.memory
+    this.caps = caps
+    this.featureControl = caps.msrs.IA32_FEATURE_CONTROL
+    const placeholder = new ArrayBuffer(4096)
+    this.view = new VmcsView({ bytes: new Uint8Array(placeholder), halves: new Uint16Array(placeholder), words: new Uint32Array(placeholder) })
+  }
+
+  /** Typed form of a status for callers at the boundary. */
+  outcome(status: VmxStatus): VmxOutcome {
+    return describeOutcome(status, this)
+  }
+
+  /** The current-VMCS pointer as VMPTRST would store it. */
+  get currentVmcsPointer(): bigint {
+    return this.currentVmcs === NO_VMCS ? ALL_ONES : BigInt(this.currentVmcs)
+  }
+
+  /** Addresses of the VMCSs active on this processor. */
+  get activeVmcsAddresses(): ReadonlyArray<bigint> {
+    return [...this.activeHere].map((a) => BigInt(a))
+  }
+
+  // ---------------------------------------------------------------- root-mode registers and MSRs
+
+  /** MOV to CR4. In VMX operation the fixed bits apply (clearing VMXE is #GP). */
+  writeCr4(value: bigint): VmxStatus {
+    if (this.vmxOperation && ((value & this.caps.cr4Fixed0) !== this.caps.cr4Fixed0 || (value & ~this.caps.cr4Fixed1) !== 0n)) {
+      return VmxStatus.GeneralProtection
+    }
+    if ((value & ~this.caps.cr4Fixed1) !== 0n) return VmxStatus.GeneralProtection
+    this.root.cr4 = value
+    return VmxStatus.Succeed
+  }
+
+  /** MOV to CR0. In VMX operation the fixed bits apply. */
+  writeCr0(value: bigint): VmxStatus {
+    if (this.vmxOperation && ((value & this.caps.cr0Fixed0) !== this.caps.cr0Fixed0 || (value & ~this.caps.cr0Fixed1) !== 0n)) {
+      return VmxStatus.GeneralProtection
+    }
+    this.root.cr0 = value
+    return VmxStatus.Succeed
+  }
+
+  /** RDMSR of a VMX-related MSR (capabilities, IA32_FEATURE_CONTROL, IA32_EFER); value in `value`. */
+  rdmsr(index: number): VmxStatus {
+    if (index === VmxMsr.IA32_FEATURE_CONTROL) {
+      this.value = this.featureControl
+      return VmxStatus.Succeed
+    }
+    if (index === 0xc000_0080) {
+      this.value = this.root.efer
+      return VmxStatus.Succeed
+    }
+    const cap = this.caps.read(index)
+    if (cap === undefined) return VmxStatus.GeneralProtection
+    this.value = cap
+    return VmxStatus.Succeed
+  }
+
+  /** WRMSR: IA32_FEATURE_CONTROL is writable until its lock bit is set; capability MSRs are read-only. */
+  wrmsr(index: number, value: bigint): VmxStatus {
+    if (index === VmxMsr.IA32_FEATURE_CONTROL) {
+      if ((this.featureControl & BigInt(FeatureControl.LOCKED)) !== 0n) return VmxStatus.GeneralProtection
+      this.featureControl = value
+      return VmxStatus.Succeed
+    }
+    return VmxStatus.GeneralProtection
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private fail(error: number): VmxStatus {
+    if (this.current === null) return VmxStatus.FailInvalid
+    this.lastError = error
+    this.view.setLo(F.VM_INSTRUCTION_ERROR, error)
+    return VmxStatus.FailValid
+  }
+
+  private refuse(message: string): VmxStatus {
+    this.refusal = message
+    return VmxStatus.Refused
+  }
+
+  /** The common prologue of VMCS-pointer instructions: #UD outside VMX operation, #GP at CPL > 0. */
+  private prologue(): VmxStatus | -1 {
+    if (!this.vmxOperation) return VmxStatus.InvalidOpcode
+    if (this.nonRoot) {
+      return this.refuse(`logical processor ${this.id} is in VMX non-root operation: the host cannot execute VMX instructions until the guest exits`)
+    }
+    if (this.root.cpl > 0) return VmxStatus.GeneralProtection
+    return -1
+  }
+
+  private badPhysicalAddress(address: bigint): boolean {
+    return (address & 0xfffn) !== 0n || !this.memory.isValidAddress(address)
+  }
+
+  private pageOf(address: number): HostPage | undefined {
+    return this.memory.pageAt(address)
+  }
+
+  // ---------------------------------------------------------------- VMXON / VMXOFF
+
+  vmxon(address: bigint): VmxStatus {
+    if ((this.root.cr4 & CR4_VMXE) === 0n || (this.root.cr0 & 1n) === 0n) return VmxStatus.InvalidOpcode
+    if (!this.vmxOperation) {
+      const fc = this.featureControl
+      if (
+        this.root.cpl > 0 ||
+        (this.root.cr0 & this.caps.cr0Fixed0) !== this.caps.cr0Fixed0 ||
+        (this.root.cr0 & ~this.caps.cr0Fixed1) !== 0n ||
+        (this.root.cr4 & this.caps.cr4Fixed0) !== this.caps.cr4Fixed0 ||
+        (this.root.cr4 & ~this.caps.cr4Fixed1) !== 0n ||
+        (fc & BigInt(FeatureControl.LOCKED)) === 0n ||
+        (fc & BigInt(FeatureControl.VMX_OUTSIDE_SMX)) === 0n
+      ) {
+        return VmxStatus.GeneralProtection
+      }
+      if (this.badPhysicalAddress(address)) return VmxStatus.FailInvalid
+      const revision = this.memory.read32(Number(address))
+      if (revision >>> 0 !== this.caps.revisionId) return VmxStatus.FailInvalid
+      this.vmxOperation = true
+      this.vmxonPointer = Number(address)
+      this.currentVmcs = NO_VMCS
+      this.current = null
+      this.session = this.platform.nextSession()
+      return VmxStatus.Succeed
+    }
+    if (this.nonRoot) return this.refuse(`logical processor ${this.id} is in VMX non-root operation`)
+    if (this.root.cpl > 0) return VmxStatus.GeneralProtection
+    return this.fail(E.VMXON_IN_VMX_ROOT_OPERATION)
+  }
+
+  vmxoff(): VmxStatus {
+    const early = this.prologue()
+    if (early !== -1) return early
+    // VMXOFF does not write back or clear VMCSs; they stop being active here. Their data is
+    // already in memory (this implementation keeps no cache), their launch state is unchanged.
+    for (const address of this.activeHere) this.platform.deactivate(address)
+    this.activeHere.clear()
+    this.vmxOperation = false
+    this.vmxonPointer = NO_VMCS
+    this.currentVmcs = NO_VMCS
+    this.current = null
+    return VmxStatus.Succeed
+  }
+
+  // ---------------------------------------------------------------- VMCS pointer instructions
+
+  vmclear(address: bigint): VmxStatus {
+    const early = this.prologue()
+    if (early !== -1) return early
+    if (this.badPhysicalAddress(address)) return this.fail(E.VMCLEAR_INVALID_ADDRESS)
+    const a = Number(address)
+    if (a === this.vmxonPointer) return this.fail(E.VMCLEAR_VMXON_POINTER)
+    const record = this.platform.lookup(a)
+    if (record !== undefined && record.ownerId !== this.id) {
+      return this.refuse(
+        `VMCS 0x${a.toString(16)} is active on logical processor ${record.ownerId}; VMCLEAR it there (the SDM leaves clearing it elsewhere undefined)`,
+      )
+    }
+    const page = this.pageOf(a)
+    if (page !== undefined) {
+      page.words[VMCS_LAUNCH_STATE_OFFSET >>> 2] = 0
+      page.words[VMCS_LAUNCH_SESSION_OFFSET >>> 2] = 0
+    }
+    if (record !== undefined) {
+      this.platform.deactivate(a)
+      this.activeHere.delete(a)
+    }
+    if (a === this.currentVmcs) {
+      this.currentVmcs = NO_VMCS
+      this.current = null
+    }
+    return VmxStatus.Succeed
+  }
+
+  vmptrld(address: bigint): VmxStatus {
+    const early = this.prologue()
+    if (early !== -1) return early
+    if (this.badPhysicalAddress(address)) return this.fail(E.VMPTRLD_INVALID_ADDRESS)
+    const a = Number(address)
+    if (a === this.vmxonPointer) return this.fail(E.VMPTRLD_VMXON_POINTER)
+    const revision = this.memory.read32(a)
+    const shadowSupported = (this.caps.secondary.allowed1 & 0x4000) !== 0
+    if ((revision & 0x7fff_ffff) !== this.caps.revisionId || (revision >>> 31 === 1 && !shadowSupported)) {
+      return this.fail(E.VMPTRLD_INCORRECT_VMCS_REVISION_ID)
+    }
+    let record = this.platform.lookup(a)
+    if (record !== undefined && record.ownerId !== this.id) {
+      return this.refuse(
+        `VMCS 0x${a.toString(16)} is active on logical processor ${record.ownerId}; VMCLEAR it there before loading it here (the SDM leaves this undefined)`,
+      )
+    }
+    if (record === undefined) {
+      record = this.platform.activate(a, this.id)
+      this.activeHere.add(a)
+    }
+    this.currentVmcs = a
+    this.current = record
+    this.view.page = this.pageOf(a)!
+    return VmxStatus.Succeed
+  }
+
+  /** VMPTRST: the pointer is left in `value` (all-ones when there is no current VMCS). */
+  vmptrst(): VmxStatus {
+    const early = this.prologue()
+    if (early !== -1) return early
+    this.value = this.currentVmcsPointer
+    return VmxStatus.Succeed
+  }
+
+  // ---------------------------------------------------------------- VMREAD / VMWRITE
+
+  /** Validates an encoding for VMREAD/VMWRITE; returns the access kind or a status. */
+  private fieldAccess(encoding: number): number {
+    if (encoding < 0 || encoding > 0x7fff || !Number.isInteger(encoding)) return Access.Unsupported
+    return accessKind[encoding]!
+  }
+
+  /** VMREAD: the value (zero-extended) is left in `value`. */
+  vmread(encoding: number): VmxStatus {
+    const early = this.prologue()
+    if (early !== -1) return early
+    if (this.current === null) return VmxStatus.FailInvalid
+    const kind = this.fieldAccess(encoding)
+    if (kind === Access.Unsupported) return this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
+    this.value = this.view.u64(encoding)
+    return VmxStatus.Succeed
+  }
+
+  /**
+   * VMREAD for fields of at most 32 bits (or the low half of wider ones) without bigint: returns
+   * the value and leaves the status in `status`.
+   */
+  vmreadLo(encoding: number): number {
+    const early = this.prologue()
+    if (early !== -1) {
+      this.status = early
+      return 0
+    }
+    if (this.current === null) {
+      this.status = VmxStatus.FailInvalid
+      return 0
+    }
+    const kind = encoding >= 0 && encoding <= 0x7fff ? accessKind[encoding]! : Access.Unsupported
+    if (kind === Access.Unsupported) {
+      this.status = this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
+      return 0
+    }
+    this.status = VmxStatus.Succeed
+    if (kind === Access.High) return this.view.page.words[(byteOffset[encoding]! >>> 2) + 1]!
+    return this.view.lo(encoding)
+  }
+
+  vmwrite(encoding: number, value: bigint): VmxStatus {
+    return this.vmwriteHalves(encoding, Number(value & 0xffff_ffffn), Number((value >> 32n) & 0xffff_ffffn))
+  }
+
+  /** VMWRITE of a number (zero-extended to 64 bits): no bigint on the path. */
+  vmwriteLo(encoding: number, value: number): VmxStatus {
+    return this.vmwriteHalves(encoding, value >>> 0, 0)
+  }
+
+  private vmwriteHalves(encoding: number, lo: number, hi: number): VmxStatus {
+    const early = this.prologue()
+    if (early !== -1) return early
+    const current = this.current
+    if (current === null) return VmxStatus.FailInvalid
+    const kind = this.fieldAccess(encoding)
+    if (kind === Access.Unsupported) return this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
+    if (fieldType(encoding) === FieldType.ReadOnly && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
+    let changed: boolean
+    if (kind === Access.High) {
+      changed = this.view.setHi(encoding - 1, lo)
+    } else {
+      changed = this.view.setLo(encoding, lo)
+      if (kind === Access.Bits64) changed = this.view.setHi(encoding, hi) || changed
+    }
+    if (changed) current.checks.fieldChanged(fieldOrdinal[encoding]!)
+    return VmxStatus.Succeed
+  }
+
+  // ---------------------------------------------------------------- launch state
+
+  /** Launch state of the current VMCS: true when launched. */
+  get currentLaunched(): boolean {
+    return this.current !== null && this.view.page.words[VMCS_LAUNCH_STATE_OFFSET >>> 2] === 1
+  }
+
+  /** @internal */ setLaunched(): void {
+    this.view.page.words[VMCS_LAUNCH_STATE_OFFSET >>> 2] = 1
+    this.view.page.words[VMCS_LAUNCH_SESSION_OFFSET >>> 2] = this.session
+  }
+
+  /** @internal */ launchedInThisSession(): boolean {
+    return this.view.page.words[VMCS_LAUNCH_SESSION_OFFSET >>> 2] === this.session
+  }
+
+  /** @internal */ hostLongMode(): boolean {
+    return (this.root.efer & EFER_LMA) !== 0n
+  }
+
+  /** @internal */ vmfail(error: number): VmxStatus {
+    return this.fail(error)
+  }
+
+  /** @internal */ vmxPrologue(): VmxStatus | -1 {
+    return this.prologue()
+  }
+
+  // ---------------------------------------------------------------- INVEPT / INVVPID
+
+  /** INVEPT type 1 (single-context, descriptor EPTP) or 2 (all-context). */
+  invept(type: bigint, eptp: bigint, reserved = 0n): VmxStatus {
+    const cap = this.caps.eptVpidCap
+    if (!this.vmxOperation || (cap & (1n << 20n)) === 0n) return VmxStatus.InvalidOpcode
+    const early = this.prologue()
+    if (early !== -1) return early
+    const supported = (type === 1n && (cap & (1n << 25n)) !== 0n) || (type === 2n && (cap & (1n << 26n)) !== 0n)
+    if (!supported) return this.fail(E.INVALID_OPERAND_TO_INVEPT_INVVPID)
+    if (type === 1n) {
+      const memoryType = Number(eptp & 7n)
+      const okType = (memoryType === 0 && (cap & (1n << 8n)) !== 0n) || (memoryType === 6 && (cap & (1n << 14n)) !== 0n)
+      if (!okType || ((eptp >> 3n) & 7n) !== 3n || (eptp & 0xf80n) !== 0n || !this.memory.isValidAddress(eptp)) {
+        return this.fail(E.INVALID_OPERAND_TO_INVEPT_INVVPID)
+      }
+    }
+    void reserved
+    this.onTranslationsInvalidated()
+    return VmxStatus.Succeed
+  }
+
+  /** INVVPID type 0 (individual address), 1 (single context), 2 (all contexts), 3 (single, keep globals). */
+  invvpid(type: bigint, vpid: bigint, linearAddress = 0n): VmxStatus {
+    const cap = this.caps.eptVpidCap
+    if (!this.vmxOperation || (cap & (1n << 32n)) === 0n) return VmxStatus.InvalidOpcode
+    const early = this.prologue()
+    if (early !== -1) return early
+    if (type < 0n || type > 3n || (cap & (1n << (40n + type))) === 0n) return this.fail(E.INVALID_OPERAND_TO_INVEPT_INVVPID)
+    if ((vpid & ~0xffffn) !== 0n) return this.fail(E.INVALID_OPERAND_TO_INVEPT_INVVPID)
+    if (type !== 2n && vpid === 0n) return this.fail(E.INVALID_OPERAND_TO_INVEPT_INVVPID)
+    if (type === 0n && BigInt.asIntN(48, linearAddress) !== BigInt.asIntN(64, linearAddress)) return this.fail(E.INVALID_OPERAND_TO_INVEPT_INVVPID)
+    this.onTranslationsInvalidated()
+    return VmxStatus.Succeed
+  }
+
+  /** Overridden by the non-root machinery to flush the guest TLB. */
+  protected onTranslationsInvalidated(): void {}
+}

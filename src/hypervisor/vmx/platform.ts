@@ -1,0 +1,52 @@
+// What all logical processors of one host share: host physical memory and the record of which
+// VMCS is active on which logical processor (SDM 24.1: a VMCS is active on at most one).
+import { EntryCheckState } from "./entry-check-engine.ts"
+import type { HostPhysicalMemory } from "./host-memory.ts"
+
+/** Bookkeeping for a VMCS while it is active: which processor holds it, incremental-check state. */
+export class ActiveVmcs {
+  readonly address: number
+  readonly ownerId: number
+  readonly checks = new EntryCheckState()
+
+  constructor(address: number, ownerId: number) {
+    this.address = address
+    this.ownerId = ownerId
+  }
+}
+
+export class VmxPlatform {
+  readonly memory: HostPhysicalMemory
+  private readonly active = new Map<number, ActiveVmcs>()
+  private sessions = 0
+
+  constructor(memory: HostPhysicalMemory) {
+    this.memory = memory
+  }
+
+  /** The logical processor a VMCS is active on, or undefined (inactive). */
+  activeOn(vmcsAddress: bigint): number | undefined {
+    return this.active.get(Number(vmcsAddress))?.ownerId
+  }
+
+  /** Number of active VMCSs over all processors (leak checks). */
+  get activeCount(): number {
+    return this.active.size
+  }
+
+  /** @internal */ lookup(address: number): ActiveVmcs | undefined {
+    return this.active.get(address)
+  }
+  /** @internal */ activate(address: number, ownerId: number): ActiveVmcs {
+    const record = new ActiveVmcs(address, ownerId)
+    this.active.set(address, record)
+    return record
+  }
+  /** @internal */ deactivate(address: number): void {
+    this.active.delete(address)
+  }
+  /** @internal A fresh identifier for each VMXON (detects VMRESUME after VMXOFF/VMXON). */
+  nextSession(): number {
+    return ++this.sessions
+  }
+}
