@@ -1,0 +1,18 @@
+// The trace subsystem's public surface.
+
+export { IRQS_OFF_CONTEXT, ManualClock, StaticTaskNames, TASK_CONTEXT, TraceFlag, traceContext } from "./context.ts"
+export type { TaskNames, TraceClockSource, TraceContext } from "./context.ts"
+export { formatFileText } from "./events.ts"
+export type { FieldDef, TraceEra, TraceEventType } from "./events.ts"
+export { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_SVM, KVM_ISA_VMX, kvmEvents, vmxExitReasonTable } from "./kvm-events.ts"
+export type { KvmEventName } from "./kvm-events.ts"
+export { KvmTracepoints } from "./kvm-tracepoints.ts"
+export { FormatError } from "./printf.ts"
+export { TracePipeReader, TraceSnapshotReader } from "./readers.ts"
+export { CpuRingBuffer, PAGE_DATA_BYTES, pagesForBytes, recordLength } from "./ring-buffer.ts"
+export { makeTrace, Trace, TraceLive } from "./service.ts"
+export type { TraceShape } from "./service.ts"
+export { O_APPEND, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, TraceFs } from "./tracefs.ts"
+export type { TraceFsCaller, TraceFsEntry, TraceFsHandle } from "./tracefs.ts"
+export { DEFAULT_BUFFER_BYTES, PrintkSite, Tracer, TRACE_BUF_SIZE } from "./tracer.ts"
+export type { TraceClockName, TracerOptions } from "./tracer.ts"

@@ -1,0 +1,228 @@
+// Hot-path writers of the KVM tracepoints: one method per event, plain numbers in (64-bit
+// values as lo/hi 32-bit halves), one binary record out, nothing allocated. Each returns
+// whether the record was stored (false: event disabled, tracing off, or buffer full with
+// overwrite off). Fields an era does not have are ignored for that era.
+
+import type { TraceContext } from "./context.ts"
+import { KVM_EVENT_NAMES, KVM_ISA_VMX } from "./kvm-events.ts"
+import type { Tracer } from "./tracer.ts"
+
+const I_ENTRY = KVM_EVENT_NAMES.indexOf("kvm_entry")
+const I_EXIT = KVM_EVENT_NAMES.indexOf("kvm_exit")
+const I_HYPERCALL = KVM_EVENT_NAMES.indexOf("kvm_hypercall")
+const I_PIO = KVM_EVENT_NAMES.indexOf("kvm_pio")
+const I_CPUID = KVM_EVENT_NAMES.indexOf("kvm_cpuid")
+const I_MSR = KVM_EVENT_NAMES.indexOf("kvm_msr")
+const I_CR = KVM_EVENT_NAMES.indexOf("kvm_cr")
+const I_INJ_EXCEPTION = KVM_EVENT_NAMES.indexOf("kvm_inj_exception")
+const I_INJ_VIRQ = KVM_EVENT_NAMES.indexOf("kvm_inj_virq")
+const I_USERSPACE_EXIT = KVM_EVENT_NAMES.indexOf("kvm_userspace_exit")
+const I_VCPU_WAKEUP = KVM_EVENT_NAMES.indexOf("kvm_vcpu_wakeup")
+
+export class KvmTracepoints {
+  private readonly eraD: boolean
+  constructor(private readonly tracer: Tracer) {
+    this.eraD = tracer.era === "D"
+  }
+
+  /** Whether an event is enabled (callers may skip gathering fields when it is not). */
+  enabled(name: (typeof KVM_EVENT_NAMES)[number]): boolean {
+    return this.tracer.eventEnabled[KVM_EVENT_NAMES.indexOf(name)] === 1
+  }
+
+  /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
+  entry(cpu: number, pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_ENTRY)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = vcpuId
+    if (this.eraD) {
+      words[w + 4] = ripLo
+      words[w + 5] = ripHi
+    }
+    ring.commit()
+    return true
+  }
+
+  /** kvm_exit; exitReason is the full 32-bit exit-reason field (bit 31 = failed VM entry). */
+  exit(
+    cpu: number, pid: number, ctx: TraceContext, vcpuId: number, exitReason: number,
+    ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
+    intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
+  ): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_EXIT)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = exitReason
+    words[w + 4] = ripLo
+    words[w + 5] = ripHi
+    words[w + 6] = isa
+    words[w + 8] = info1Lo
+    words[w + 9] = info1Hi
+    words[w + 10] = info2Lo
+    words[w + 11] = info2Hi
+    if (this.eraD) {
+      words[w + 12] = intrInfo
+      words[w + 13] = errorCode
+      words[w + 14] = vcpuId
+    }
+    ring.commit()
+    return true
+  }
+
+  /** kvm_hypercall: nr and a0..a3 (RAX, RBX, RCX, RDX, RSI) as halves. */
+  hypercall(
+    cpu: number, pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
+    a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
+  ): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_HYPERCALL)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = nrLo
+    words[w + 3] = nrHi
+    words[w + 4] = a0Lo
+    words[w + 5] = a0Hi
+    words[w + 6] = a1Lo
+    words[w + 7] = a1Hi
+    words[w + 8] = a2Lo
+    words[w + 9] = a2Hi
+    words[w + 10] = a3Lo
+    words[w + 11] = a3Hi
+    ring.commit()
+    return true
+  }
+
+  /** kvm_pio: one port access (count > 1 for string I/O). */
+  pio(cpu: number, pid: number, ctx: TraceContext, write: boolean, port: number, size: number, count: number, val: number): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_PIO)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = write ? 1 : 0
+    words[w + 3] = port
+    words[w + 4] = size
+    words[w + 5] = count
+    words[w + 6] = val
+    ring.commit()
+    return true
+  }
+
+  /** kvm_cpuid: leaf, subleaf (6.x only), results as halves, and whether the entry was found. */
+  cpuid(
+    cpu: number, pid: number, ctx: TraceContext, fn: number, index: number,
+    raxLo: number, raxHi: number, rbxLo: number, rbxHi: number, rcxLo: number, rcxHi: number, rdxLo: number, rdxHi: number,
+    found: boolean, usedMaxBasic: boolean,
+  ): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_CPUID)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = fn
+    if (this.eraD) words[w + 3] = index
+    words[w + 4] = raxLo
+    words[w + 5] = raxHi
+    words[w + 6] = rbxLo
+    words[w + 7] = rbxHi
+    words[w + 8] = rcxLo
+    words[w + 9] = rcxHi
+    words[w + 10] = rdxLo
+    words[w + 11] = rdxHi
+    words[w + 12] = (found ? 1 : 0) | (this.eraD && usedMaxBasic ? 0x100 : 0)
+    ring.commit()
+    return true
+  }
+
+  /** kvm_msr: RDMSR/WRMSR of `ecx`; `exception` marks a #GP. */
+  msr(cpu: number, pid: number, ctx: TraceContext, write: boolean, ecx: number, dataLo: number, dataHi: number, exception: boolean): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_MSR)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = write ? 1 : 0
+    words[w + 3] = ecx
+    words[w + 4] = dataLo
+    words[w + 5] = dataHi
+    words[w + 6] = exception ? 1 : 0
+    ring.commit()
+    return true
+  }
+
+  /** kvm_cr: MOV to/from control register `cr`. */
+  cr(cpu: number, pid: number, ctx: TraceContext, write: boolean, cr: number, valLo: number, valHi: number): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_CR)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = write ? 1 : 0
+    words[w + 3] = cr
+    words[w + 4] = valLo
+    words[w + 5] = valHi
+    ring.commit()
+    return true
+  }
+
+  /** kvm_inj_exception: vector, error code when it has one, re-injection (6.x). */
+  injException(cpu: number, pid: number, ctx: TraceContext, vector: number, hasError: boolean, errorCode: number, reinjected: boolean): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_INJ_EXCEPTION)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = (vector & 0xff) | (hasError ? 0x100 : 0)
+    words[w + 3] = errorCode
+    if (this.eraD) words[w + 4] = reinjected ? 1 : 0
+    ring.commit()
+    return true
+  }
+
+  /** kvm_inj_virq: `irq %u` (5.0) / `IRQ 0x%x` or `Soft/INTn 0x%x` (6.x). */
+  injVirq(cpu: number, pid: number, ctx: TraceContext, vector: number, soft: boolean, reinjected: boolean): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_INJ_VIRQ)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = vector
+    if (this.eraD) words[w + 3] = (soft ? 1 : 0) | (reinjected ? 0x100 : 0)
+    ring.commit()
+    return true
+  }
+
+  /** kvm_userspace_exit: the KVM_EXIT_* reason, or a negative errno when KVM_RUN failed. */
+  userspaceExit(cpu: number, pid: number, ctx: TraceContext, reason: number, errno: number): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_USERSPACE_EXIT)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    words[w + 2] = reason
+    words[w + 3] = errno
+    ring.commit()
+    return true
+  }
+
+  /** kvm_vcpu_wakeup: how long the vCPU waited (or polled), and whether polling was valid. */
+  vcpuWakeup(cpu: number, pid: number, ctx: TraceContext, ns: number, waited: boolean, valid: boolean): boolean {
+    const t = this.tracer
+    const w = t.beginEvent(cpu, pid, ctx, I_VCPU_WAKEUP)
+    if (w < 0) return false
+    const ring = t.rings[cpu]!
+    const words = ring.words
+    const hi = Math.floor(ns / 0x1_0000_0000)
+    words[w + 2] = ns - hi * 0x1_0000_0000
+    words[w + 3] = hi
+    words[w + 4] = (waited ? 1 : 0) | (valid ? 0x100 : 0)
+    ring.commit()
+    return true
+  }
+}

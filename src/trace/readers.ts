@@ -1,0 +1,211 @@
+// The two ways of reading the trace. `trace` (and per_cpu/cpuN/trace) is a snapshot iterator:
+// each open walks everything readable, merged across CPUs by time stamp, and changes no
+// counter. `trace_pipe` consumes: each line printed is removed from the buffer, and lost
+// events are announced. Both produce text in chunks, a read at a time, like seq_file.
+
+import { Effect, Stream } from "effect"
+import { traceHeader } from "./output.ts"
+import { EventCursor, RingIterator } from "./ring-buffer.ts"
+import type { Tracer } from "./tracer.ts"
+
+/** A trace_pipe read returns at most PAGE_SIZE − 1 bytes (tracing_read_pipe). */
+export const PIPE_READ_MAX = 4095
+export const EAGAIN = 11
+
+/** An open `trace` or `per_cpu/cpuN/trace`: a fresh iterator over what is readable at open. */
+export class TraceSnapshotReader {
+  private readonly cpus: ReadonlyArray<number>
+  private readonly iterators: Array<RingIterator>
+  private readonly cursors: Array<EventCursor>
+  private readonly valid: Uint8Array
+  private readonly started: Uint8Array
+  private readonly annotate: boolean
+  private pending: string
+  private printed = 0
+  private finished = false
+  private closed = false
+  private readonly comms = new Map<number, string>()
+
+  constructor(
+    private readonly tracer: Tracer,
+    cpu?: number,
+  ) {
+    this.cpus = cpu === undefined ? Array.from({ length: tracer.cpuCount }, (_, i) => i) : [cpu]
+    // 5.0 era: an open `trace` stops recording until it is closed (tracing_stop_tr).
+    if (tracer.era === "A") tracer.pauseRecording()
+    this.iterators = this.cpus.map((c) => new RingIterator(tracer.rings[c]!))
+    this.cursors = this.cpus.map(() => new EventCursor())
+    this.valid = new Uint8Array(this.cpus.length)
+    this.started = new Uint8Array(tracer.cpuCount)
+    this.annotate = tracer.rings.some((r) => r.overrun > 0)
+    this.iterators.forEach((it) => it.ring.iterReset(it))
+    const { inBuffer, written } = tracer.totals()
+    this.pending = traceHeader(tracer.era, inBuffer, written, tracer.cpuCount)
+  }
+
+  /** Up to `maxBytes` characters of the file; "" at the end. */
+  read(maxBytes: number): string {
+    if (this.closed) return ""
+    if (this.pending.length < maxBytes && !this.finished) this.fill(maxBytes)
+    const out = this.pending.length <= maxBytes ? this.pending : this.pending.slice(0, maxBytes)
+    this.pending = this.pending.length <= maxBytes ? "" : this.pending.slice(maxBytes)
+    return out
+  }
+
+  /** The whole remaining text. */
+  readAll(): string {
+    let text = ""
+    for (let chunk = this.read(1 << 20); chunk !== ""; chunk = this.read(1 << 20)) text += chunk
+    return text
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.tracer.era === "A") this.tracer.resumeRecording()
+  }
+
+  private fill(maxBytes: number): void {
+    const tracer = this.tracer
+    const n = this.cpus.length
+    this.valid.fill(0)
+    let text = this.pending
+    while (text.length < maxBytes) {
+      let best = -1
+      let bestTs = 0
+      for (let i = 0; i < n; i++) {
+        if (this.valid[i] === 0) {
+          const it = this.iterators[i]!
+          if (!it.ring.iterPeek(it, this.cursors[i]!)) continue
+          this.valid[i] = 1
+        }
+        const ts = this.cursors[i]!.ts
+        if (best < 0 || ts < bestTs) {
+          best = i
+          bestTs = ts
+        }
+      }
+      if (best < 0) {
+        this.finished = true
+        break
+      }
+      const cpu = this.cpus[best]!
+      const it = this.iterators[best]!
+      if (it.lostEvents && tracer.era === "D") text += `CPU:${cpu} [LOST EVENTS]\n`
+      it.lostEvents = false
+      if (this.annotate && this.started[cpu] === 0) {
+        this.started[cpu] = 1
+        // The first two lines of the listing never get the annotation (iter->idx > 1).
+        if (this.printed > 1) text += `##### CPU ${cpu} buffer started ####\n`
+      }
+      text += tracer.formatLine(cpu, this.cursors[best]!, this.comms)
+      this.printed++
+      it.ring.iterAdvance(it)
+      this.valid[best] = 0
+    }
+    this.pending = text
+  }
+}
+
+/** An open `trace_pipe` or `per_cpu/cpuN/trace_pipe`: consumes what it prints. */
+export class TracePipeReader {
+  private readonly cpus: ReadonlyArray<number>
+  private readonly cursor = new EventCursor()
+  private pending = ""
+  /** Whether a read has returned data (after which an empty buffer with tracing off is EOF). */
+  private returnedData = false
+  private readonly comms = new Map<number, string>()
+
+  constructor(
+    private readonly tracer: Tracer,
+    cpu?: number,
+  ) {
+    this.cpus = cpu === undefined ? Array.from({ length: tracer.cpuCount }, (_, i) => i) : [cpu]
+  }
+
+  /** Whether a read now would find nothing. */
+  get empty(): boolean {
+    if (this.pending !== "") return false
+    for (const c of this.cpus) if (this.tracer.rings[c]!.peek(this.cursor)) return false
+    return true
+  }
+
+  /**
+   * A non-blocking read of at most `maxBytes` (and at most 4095) characters of whole lines:
+   * the text, "" for end of file (empty after data was returned, and tracing_on is 0), or
+   * -EAGAIN when the buffer is empty and a blocking reader would wait.
+   */
+  read(maxBytes: number): string | number {
+    const limit = Math.max(1, Math.min(maxBytes, PIPE_READ_MAX))
+    if (this.pending !== "") return this.takePending(limit)
+    const text = this.consumeLines(limit)
+    if (text !== "") {
+      this.returnedData = true
+      return text
+    }
+    if (this.returnedData && !this.tracer.tracingOn) return ""
+    return -EAGAIN
+  }
+
+  /** A blocking read: waits until there is data (or end of file). */
+  readWait(maxBytes: number = PIPE_READ_MAX): Effect.Effect<string> {
+    return Effect.suspend(() => {
+      const r = this.read(maxBytes)
+      if (typeof r === "string") return Effect.succeed(r)
+      return Effect.flatMap(
+        Effect.callback<void>((resume) => {
+          const cancel = this.tracer.onNextCommit(() => resume(Effect.void))
+          return Effect.sync(cancel)
+        }),
+        () => this.readWait(maxBytes),
+      )
+    })
+  }
+
+  /** Everything the pipe will ever yield, chunk by chunk; blocks while empty, ends at end of file. */
+  stream(maxBytes: number = PIPE_READ_MAX): Stream.Stream<string> {
+    return Stream.unfold(undefined, () =>
+      Effect.map(this.readWait(maxBytes), (chunk) => (chunk === "" ? undefined : ([chunk, undefined] as const))),
+    )
+  }
+
+  private takePending(limit: number): string {
+    const out = this.pending.slice(0, limit)
+    this.pending = this.pending.slice(limit)
+    return out
+  }
+
+  private consumeLines(limit: number): string {
+    const tracer = this.tracer
+    const cursor = this.cursor
+    let text = ""
+    for (;;) {
+      let best = -1
+      let bestTs = 0
+      for (let i = 0; i < this.cpus.length; i++) {
+        const ring = tracer.rings[this.cpus[i]!]!
+        if (!ring.peek(cursor)) continue
+        if (best < 0 || cursor.ts < bestTs) {
+          best = i
+          bestTs = cursor.ts
+        }
+      }
+      if (best < 0) break
+      const cpu = this.cpus[best]!
+      const ring = tracer.rings[cpu]!
+      ring.peek(cursor)
+      let line = tracer.formatLine(cpu, cursor, this.comms)
+      if (cursor.lost > 0) line = `CPU:${cpu} [LOST ${cursor.lost} EVENTS]\n` + line
+      if (text.length + line.length > limit) {
+        if (text !== "") break
+        // A single line longer than the read: hand it out in pieces.
+        ring.consume()
+        this.pending = line.slice(limit)
+        return line.slice(0, limit)
+      }
+      ring.consume()
+      text += line
+    }
+    return text
+  }
+}

@@ -1,0 +1,591 @@
+// The trace instance (the kernel's global trace_array): one ring buffer per CPU, the options
+// and switches of tracefs, the writers (trace_printk, trace_marker, tracepoints) and the code
+// that turns a binary record into its line of text. Writing stores binary records only; text
+// is made when a reader asks for it.
+
+import { TASK_CONTEXT, type TaskNames, type TraceClockSource, type TraceContext } from "./context.ts"
+import type { TraceEra, TraceEventType } from "./events.ts"
+import { KVM_EVENT_NAMES, kvmEvents, type KvmEventName } from "./kvm-events.ts"
+import { commForDisplay, flagChars, formatSecondsUs, taskColumns } from "./output.ts"
+import { compileFormat, formatPacked, type CompiledFormat, FormatError } from "./printf.ts"
+import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, pagesForBytes, PAGE_DATA_BYTES } from "./ring-buffer.ts"
+
+/** Fixed ftrace record types (enum trace_type). */
+export const TRACE_PRINT = 5
+export const TRACE_BPRINT = 6
+export const TRACE_BPUTS = 14
+
+/** The kernel's default trace_buf_size (1,441,792 bytes = 1408 KiB per CPU). */
+export const DEFAULT_BUFFER_BYTES = 1_441_792
+/** TRACE_BUF_SIZE: the longest trace_marker write and the largest trace_printk argument area. */
+export const TRACE_BUF_SIZE = 1024
+
+/** Clocks of trace_clock, in the order the file lists them. */
+export const TRACE_CLOCKS_5_0 = ["local", "global", "counter", "uptime", "perf", "mono", "mono_raw", "boot", "x86-tsc"] as const
+export const TRACE_CLOCKS_6_X = ["local", "global", "counter", "uptime", "perf", "mono", "mono_raw", "boot", "tai", "x86-tsc"] as const
+export type TraceClockName = (typeof TRACE_CLOCKS_6_X)[number]
+
+/** The symbol of the kernel function that writes trace_marker records (what `tracing_mark_write:` shows). */
+const MARKER_SYMBOL = "tracing_mark_write"
+// Records carry kernel-like addresses: ip/fmt = 0xffffffff_c0000000 + 16 × index.
+const ADDRESS_LOW_BASE = 0xc000_0000
+const ADDRESS_HIGH = 0xffff_ffff
+
+export interface TracerOptions {
+  readonly cpuCount: number
+  readonly clock: TraceClockSource
+  readonly tasks: TaskNames
+  /** Output layout; default "A" (Linux 5.0, the homework's kernel). */
+  readonly era?: TraceEra
+  /** trace_buf_size= in bytes; default 1,441,792. */
+  readonly bufferBytes?: number
+  /** Start with the buffers already expanded (default false: 2 pages each until first use, as after boot). */
+  readonly expanded?: boolean
+  /** CONFIG_HZ for the `uptime` clock (jiffies); default 250. */
+  readonly hz?: number
+  /** TSC frequency for the `x86-tsc` clock; default 2.4 GHz. */
+  readonly tscHz?: number
+  /** Largest per-CPU buffer a write to buffer_size_kb may ask for, in pages; default 65,536 (ENOMEM beyond). */
+  readonly maxPagesPerCpu?: number
+}
+
+/** A trace_printk call site: the calling function and its format, registered once. */
+export class PrintkSite {
+  constructor(
+    readonly index: number,
+    readonly functionName: string,
+    readonly format: CompiledFormat,
+    /** No arguments: recorded as bputs (the format printed verbatim), as the trace_printk macro does. */
+    readonly puts: boolean,
+    /** Packed argument bytes when no %s makes the size vary, else -1. */
+    readonly fixedArgBytes: number,
+  ) {}
+}
+
+export class Tracer {
+  readonly era: TraceEra
+  readonly cpuCount: number
+  readonly rings: ReadonlyArray<CpuRingBuffer>
+  readonly tasks: TaskNames
+  readonly clockSource: TraceClockSource
+  readonly defaultBufferBytes: number
+  readonly maxPagesPerCpu: number
+  private readonly hz: number
+  private readonly tscHz: number
+
+  /** tracing_on. */
+  tracingOn = true
+  /** Readers of `trace` holding recording off (5.0 era: an open `trace` pauses recording). */
+  private stoppers = 0
+  private overwriteOn = true
+  expanded: boolean
+  clockName: TraceClockName = "local"
+  private counterClock = 0
+
+  /** The KVM events of this era, and their enable switches (indexed like KVM_EVENT_NAMES). */
+  readonly kvm: Record<KvmEventName, TraceEventType>
+  readonly events: ReadonlyArray<TraceEventType>
+  readonly eventEnabled: Uint8Array
+  private readonly eventsById: Array<TraceEventType | undefined> = []
+
+  private readonly sites: Array<PrintkSite> = []
+  private readonly siteKeys = new Map<string, PrintkSite>()
+  /** Staged trace_printk arguments (see setArg*): 64-bit values as halves, strings by reference. */
+  readonly argLo = new Uint32Array(32)
+  readonly argHi = new Uint32Array(32)
+  readonly argStr: Array<string> = []
+
+  private waiters: Array<() => void> = []
+  private readonly wake = (): void => this.wakeReaders()
+
+  constructor(options: TracerOptions) {
+    if (!Number.isInteger(options.cpuCount) || options.cpuCount < 1) throw new RangeError(`cpuCount must be a positive integer, got ${options.cpuCount}`)
+    this.era = options.era ?? "A"
+    this.cpuCount = options.cpuCount
+    this.tasks = options.tasks
+    this.clockSource = options.clock
+    this.defaultBufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES
+    this.maxPagesPerCpu = options.maxPagesPerCpu ?? 65_536
+    this.hz = options.hz ?? 250
+    this.tscHz = options.tscHz ?? 2_400_000_000
+    this.expanded = options.expanded ?? false
+    const pages = this.expanded ? pagesForBytes(this.defaultBufferBytes) : 2
+    this.rings = Array.from({ length: this.cpuCount }, () => {
+      const ring = new CpuRingBuffer(pages)
+      ring.consumeLowersBytes = this.era === "D"
+      return ring
+    })
+    this.kvm = kvmEvents(this.era)
+    this.events = KVM_EVENT_NAMES.map((n) => this.kvm[n])
+    this.eventEnabled = new Uint8Array(this.events.length)
+    for (const e of this.events) this.eventsById[e.id] = e
+  }
+
+  // ---- switches ----
+
+  /** Whether a write now would be stored. */
+  get recording(): boolean {
+    return this.tracingOn && this.stoppers === 0
+  }
+
+  /** tracing_stop()/tracing_start() around an open `trace` file in the 5.0 era. */
+  pauseRecording(): void {
+    this.stoppers++
+  }
+  resumeRecording(): void {
+    if (this.stoppers > 0) this.stoppers--
+  }
+
+  get overwrite(): boolean {
+    return this.overwriteOn
+  }
+  setOverwrite(on: boolean): void {
+    this.overwriteOn = on
+    for (const ring of this.rings) ring.overwrite = on
+  }
+
+  /** Buffers grow from their boot-time 2 pages to the configured size on first use. */
+  expand(): void {
+    if (this.expanded) return
+    this.expanded = true
+    const pages = pagesForBytes(this.defaultBufferBytes)
+    for (const ring of this.rings) ring.resize(pages)
+  }
+
+  /** Resizes one CPU's buffer, or all, to hold `bytes` (rounded up to pages, at least 2). Returns 0 or -errno. */
+  resizeBytes(bytes: number, cpu?: number): number {
+    const pages = pagesForBytes(bytes)
+    if (pages > this.maxPagesPerCpu) return -12 // ENOMEM
+    this.expanded = true
+    if (cpu === undefined) for (const ring of this.rings) ring.resize(pages)
+    else this.rings[cpu]!.resize(pages)
+    return 0
+  }
+
+  /** Empties one CPU's buffer or all of them, zeroing their counters. */
+  clear(cpu?: number): void {
+    if (cpu === undefined) for (const ring of this.rings) ring.reset()
+    else this.rings[cpu]!.reset()
+    this.counterClock = 0
+    this.wakeReaders()
+  }
+
+  get availableClocks(): ReadonlyArray<TraceClockName> {
+    return this.era === "A" ? TRACE_CLOCKS_5_0 : TRACE_CLOCKS_6_X
+  }
+
+  /** Switches trace_clock (clears the buffers); false for an unknown name. */
+  setClock(name: string): boolean {
+    const found = this.availableClocks.find((c) => c === name)
+    if (found === undefined) return false
+    this.clockName = found
+    this.clear()
+    return true
+  }
+
+  /** Whether the current clock counts nanoseconds (printed as secs.usecs) rather than raw units. */
+  get clockInNs(): boolean {
+    return this.clockName !== "counter" && this.clockName !== "uptime" && this.clockName !== "x86-tsc"
+  }
+
+  /** The trace clock on one CPU now. */
+  now(cpu: number): number {
+    const source = this.clockSource
+    const ns = source.nowOn !== undefined && this.clockName === "local" ? source.nowOn(cpu) : source.nowNs()
+    switch (this.clockName) {
+      case "counter":
+        return ++this.counterClock
+      case "uptime":
+        return Math.floor((ns * this.hz) / 1e9)
+      case "x86-tsc":
+        return Math.floor((ns / 1e9) * this.tscHz)
+      default:
+        return ns
+    }
+  }
+
+  // ---- events ----
+
+  eventIndex(name: string): number {
+    return this.events.findIndex((e) => e.name === name)
+  }
+
+  /** Turns one event on or off; enabling expands the buffers, as in the kernel. */
+  setEventEnabled(index: number, on: boolean): void {
+    if (on) this.expand()
+    this.eventEnabled[index] = on ? 1 : 0
+  }
+
+  isEnabled(event: KvmEventName): boolean {
+    return this.eventEnabled[KVM_EVENT_NAMES.indexOf(event)] === 1
+  }
+
+  /**
+   * Reserves a tracepoint record on `cpu` and writes its common header; returns the payload's
+   * word index in `rings[cpu].words`, or -1 if the event is off, recording is off or the
+   * buffer refused it. The caller writes the fields and calls `rings[cpu].commit()`.
+   */
+  beginEvent(cpu: number, pid: number, context: TraceContext, index: number): number {
+    if (this.eventEnabled[index] !== 1 || !this.recording) return -1
+    const event = this.events[index]!
+    const ring = this.rings[cpu]!
+    const w = ring.reserve(event.payloadBytes, this.now(cpu))
+    if (w < 0) return -1
+    const words = ring.words
+    const end = w + (event.payloadBytes >> 2)
+    for (let i = w + 2; i < end; i++) words[i] = 0
+    words[w] = event.id | ((context & 0xff) << 16) | (((context >> 8) & 0xff) << 24)
+    words[w + 1] = pid
+    return w
+  }
+
+  /** Writes any event from named field values (for tests and cold paths; the KVM writers are faster). */
+  emit(name: string, cpu: number, pid: number, context: TraceContext, values: Readonly<Record<string, number | bigint | boolean>>): boolean {
+    const index = this.eventIndex(name)
+    if (index < 0) throw new RangeError(`unknown trace event ${name}`)
+    const event = this.events[index]!
+    for (const key of Object.keys(values)) {
+      if (!event.fields.some((f) => f.name === key)) throw new RangeError(`event ${name} has no field ${key}`)
+    }
+    const w = this.beginEvent(cpu, pid, context, index)
+    if (w < 0) return false
+    const ring = this.rings[cpu]!
+    const view = new DataView(ring.words.buffer)
+    for (const f of event.fields) {
+      const v = values[f.name] ?? 0
+      const at = w * 4 + f.offset
+      if (f.size === 8) view.setBigUint64(at, BigInt.asUintN(64, BigInt(v)), true)
+      else if (f.size === 4) view.setUint32(at, Number(BigInt.asUintN(32, BigInt(v))), true)
+      else if (f.size === 2) view.setUint16(at, Number(BigInt.asUintN(16, BigInt(v))), true)
+      else view.setUint8(at, Number(BigInt.asUintN(8, BigInt(v))))
+    }
+    ring.commit()
+    return true
+  }
+
+  // ---- trace_printk ----
+
+  /**
+   * Registers a trace_printk call site in `functionName` (what the line shows before the colon)
+   * with a printf format. Loading code that contains trace_printk expands the buffers.
+   */
+  registerPrintk(functionName: string, format: string): PrintkSite | FormatError {
+    const key = `${functionName}\u0000${format}`
+    const known = this.siteKeys.get(key)
+    if (known !== undefined) return known
+    const compiled = compileFormat(format)
+    if (compiled instanceof FormatError) return compiled
+    if (compiled.conversions.length > this.argLo.length) return new FormatError(format, `more than ${this.argLo.length} arguments`)
+    let fixed = 0
+    for (const c of compiled.conversions) {
+      if (c.storage === "str") {
+        fixed = -1
+        break
+      }
+      const align = c.storage === 8 ? 4 : c.storage
+      fixed = ((fixed + align - 1) & ~(align - 1)) + c.storage
+    }
+    const site = new PrintkSite(this.sites.length, functionName, compiled, compiled.conversions.length === 0, fixed)
+    this.sites.push(site)
+    this.siteKeys.set(key, site)
+    this.expand()
+    return site
+  }
+
+  /** Stages argument `i` from a number (integers; negative values are sign-extended to 64 bits). */
+  setArg(i: number, value: number): void {
+    if (value >= 0 && value <= 0xffff_ffff) {
+      this.argLo[i] = value
+      this.argHi[i] = 0
+    } else {
+      const hi = Math.floor(value / 0x1_0000_0000)
+      this.argLo[i] = value - hi * 0x1_0000_0000
+      this.argHi[i] = hi
+    }
+  }
+  /** Stages argument `i` from 32-bit halves. */
+  setArgWords(i: number, lo: number, hi: number): void {
+    this.argLo[i] = lo
+    this.argHi[i] = hi
+  }
+  setArgBigInt(i: number, value: bigint): void {
+    const v = BigInt.asUintN(64, value)
+    this.argLo[i] = Number(v & 0xffff_ffffn)
+    this.argHi[i] = Number(v >> 32n)
+  }
+  setArgString(i: number, value: string): void {
+    this.argStr[i] = value
+  }
+
+  /** trace_printk from `site` with the staged arguments. Returns whether the record was stored. */
+  printk(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
+    if (!this.recording) return false
+    const ring = this.rings[cpu]!
+    const header = (context & 0xff) << 16 | ((context >> 8) & 0xff) << 24
+    if (site.puts) {
+      const w = ring.reserve(24, this.now(cpu))
+      if (w < 0) return false
+      const words = ring.words
+      words[w] = TRACE_BPUTS | header
+      words[w + 1] = pid
+      words[w + 2] = ADDRESS_LOW_BASE + site.index * 16
+      words[w + 3] = ADDRESS_HIGH
+      words[w + 4] = ADDRESS_LOW_BASE + site.index * 16
+      words[w + 5] = ADDRESS_HIGH
+      ring.commit()
+      return true
+    }
+    let argBytes = site.fixedArgBytes
+    if (argBytes < 0) argBytes = Math.min(this.stringArgBytes(site), TRACE_BUF_SIZE)
+    const w = ring.reserve(24 + ((argBytes + 3) & ~3), this.now(cpu))
+    if (w < 0) return false
+    const words = ring.words
+    words[w] = TRACE_BPRINT | header
+    words[w + 1] = pid
+    words[w + 2] = ADDRESS_LOW_BASE + site.index * 16
+    words[w + 3] = ADDRESS_HIGH
+    words[w + 4] = ADDRESS_LOW_BASE + site.index * 16
+    words[w + 5] = ADDRESS_HIGH
+    const conversions = site.format.conversions
+    if (site.fixedArgBytes >= 0 && allWordSized(conversions)) {
+      // Fast path: only 4- and 8-byte integers, packed as whole words.
+      let at = w + 6
+      for (let i = 0; i < conversions.length; i++) {
+        words[at++] = this.argLo[i]!
+        if (conversions[i]!.storage === 8) words[at++] = this.argHi[i]!
+      }
+    } else {
+      this.packArgs(ring.bytes, (w + 6) * 4, argBytes, site)
+    }
+    ring.commit()
+    return true
+  }
+
+  /** trace_printk with the arguments given directly (convenient; allocates for the array). */
+  printkValues(cpu: number, pid: number, context: TraceContext, site: PrintkSite, values: ReadonlyArray<number | bigint | string>): boolean {
+    values.forEach((v, i) => {
+      if (typeof v === "string") this.setArgString(i, v)
+      else if (typeof v === "bigint") this.setArgBigInt(i, v)
+      else this.setArg(i, v)
+    })
+    return this.printk(cpu, pid, context, site)
+  }
+
+  private stringArgBytes(site: PrintkSite): number {
+    let at = 0
+    const conversions = site.format.conversions
+    for (let i = 0; i < conversions.length; i++) {
+      const c = conversions[i]!
+      if (c.storage === "str") at += (this.argStr[i] ?? "").length + 1
+      else {
+        const align = c.storage === 8 ? 4 : c.storage
+        at = ((at + align - 1) & ~(align - 1)) + c.storage
+      }
+    }
+    return at
+  }
+
+  /** vbin_printf: packs the staged arguments into `bytes` at `start`, at most `limit` bytes. */
+  private packArgs(bytes: Uint8Array, start: number, limit: number, site: PrintkSite): void {
+    const end = start + limit
+    let p = start
+    const conversions = site.format.conversions
+    for (let i = 0; i < conversions.length; i++) {
+      const c = conversions[i]!
+      if (c.storage === "str") {
+        const s = this.argStr[i] ?? ""
+        for (let k = 0; k < s.length && p < end; k++) bytes[p++] = s.charCodeAt(k) & 0xff
+        if (p < end) bytes[p++] = 0
+        continue
+      }
+      const align = c.storage === 8 ? 4 : c.storage
+      p = (p + align - 1) & ~(align - 1)
+      if (p + c.storage > end) break
+      const lo = this.argLo[i]!
+      bytes[p] = lo & 0xff
+      if (c.storage >= 2) bytes[p + 1] = (lo >>> 8) & 0xff
+      if (c.storage >= 4) {
+        bytes[p + 2] = (lo >>> 16) & 0xff
+        bytes[p + 3] = lo >>> 24
+      }
+      if (c.storage === 8) {
+        const hi = this.argHi[i]!
+        bytes[p + 4] = hi & 0xff
+        bytes[p + 5] = (hi >>> 8) & 0xff
+        bytes[p + 6] = (hi >>> 16) & 0xff
+        bytes[p + 7] = hi >>> 24
+      }
+      p += c.storage
+    }
+    // Pad the last word with zeros so records are deterministic.
+    while (p < end && (p & 3) !== 0) bytes[p++] = 0
+  }
+
+  // ---- trace_marker ----
+
+  /**
+   * A write to trace_marker from task `pid` on `cpu`: returns the bytes accepted (at most
+   * TRACE_BUF_SIZE; the kernel cuts longer writes) or -errno (EBADF when recording is off or
+   * the buffer refused the event).
+   */
+  writeMarker(cpu: number, pid: number, text: Uint8Array, context: TraceContext = TASK_CONTEXT): number {
+    if (text.length === 0) return 0
+    const count = Math.min(text.length, TRACE_BUF_SIZE)
+    if (!this.recording) return -9
+    const ring = this.rings[cpu]!
+    const payload = 16 + count + 2
+    if (payload > MAX_PAYLOAD_BYTES) return -22
+    const w = ring.reserve(payload, this.now(cpu))
+    if (w < 0) return -9
+    const words = ring.words
+    words[w] = TRACE_PRINT | ((context & 0xff) << 16) | (((context >> 8) & 0xff) << 24)
+    words[w + 1] = pid
+    words[w + 2] = ADDRESS_LOW_BASE + 0xfff0
+    words[w + 3] = ADDRESS_HIGH
+    const bytes = ring.bytes
+    const at = (w + 4) * 4
+    bytes.set(text.subarray(0, count), at)
+    if (text[count - 1] !== 0x0a) {
+      bytes[at + count] = 0x0a
+      bytes[at + count + 1] = 0
+    } else {
+      bytes[at + count] = 0
+      bytes[at + count + 1] = 0
+    }
+    ring.commit()
+    return count
+  }
+
+  // ---- reading ----
+
+  /** The text of one record after the timestamp (`FUNC: message` or `event: fields`), newline included. */
+  eventText(words: Uint32Array, bytes: Uint8Array, cursor: EventCursor): string {
+    const w = cursor.word
+    const type = words[w]! & 0xffff
+    switch (type) {
+      case TRACE_BPRINT: {
+        const site = this.siteAt(words[w + 2]!)
+        if (site === undefined) return "<unknown trace_printk site>\n"
+        return site.functionName + ": " + formatPacked(site.format, bytes, (w + 6) * 4, cursor.payloadBytes - 24)
+      }
+      case TRACE_BPUTS: {
+        const site = this.siteAt(words[w + 2]!)
+        return (site?.functionName ?? "<unknown>") + ": " + (site?.format.text ?? "")
+      }
+      case TRACE_PRINT:
+        return MARKER_SYMBOL + ": " + cString(bytes, (w + 4) * 4, w * 4 + cursor.payloadBytes)
+      default: {
+        const event = this.eventsById[type]
+        if (event === undefined) return `Unknown type ${type}\n`
+        return event.name + ": " + event.format(words, bytes, w) + "\n"
+      }
+    }
+  }
+
+  private siteAt(address: number): PrintkSite | undefined {
+    return this.sites[(address - ADDRESS_LOW_BASE) / 16]
+  }
+
+  /** The timestamp column: `%5lu.%06lu` for nanosecond clocks, `%12llu` otherwise. */
+  timestampText(ts: number): string {
+    return this.clockInNs ? formatSecondsUs(ts) : String(ts).padStart(12, " ")
+  }
+
+  /** One full line as `trace` and `trace_pipe` print it. */
+  formatLine(cpu: number, cursor: EventCursor, commCache?: Map<number, string>): string {
+    const ring = this.rings[cpu]!
+    const words = ring.words
+    const w = cursor.word
+    const head = words[w]!
+    const pid = words[w + 1]! | 0
+    let columns: string | undefined
+    const key = pid * 1024 + cpu
+    if (commCache !== undefined) columns = commCache.get(key)
+    if (columns === undefined) {
+      columns = taskColumns(this.era, commForDisplay(pid, this.tasks.commOf(pid)), pid, cpu)
+      if (commCache !== undefined) commCache.set(key, columns)
+    }
+    const flags = (head >>> 16) & 0xff
+    const preempt = head >>> 24
+    const flagText = flags === 0 && preempt === 0 ? (this.era === "A" ? "...." : ".....") : flagChars(this.era, flags, preempt)
+    return columns + flagText + " " + this.timestampText(cursor.ts) + ": " + this.eventText(words, ring.bytes, cursor)
+  }
+
+  /** entries-in-buffer and entries-written over all CPUs (get_total_entries). */
+  totals(): { readonly inBuffer: number; readonly written: number } {
+    let inBuffer = 0
+    let written = 0
+    for (const ring of this.rings) {
+      inBuffer += ring.readable
+      written += ring.readable + ring.overrun
+    }
+    return { inBuffer, written }
+  }
+
+  /** The text of per_cpu/cpuN/stats. */
+  statsText(cpu: number): string {
+    const ring = this.rings[cpu]!
+    const ts = (v: number): string => (this.clockInNs ? formatSecondsUs(v) : String(v))
+    return (
+      `entries: ${ring.readable}\n` +
+      `overrun: ${ring.overrun}\n` +
+      `commit overrun: ${ring.commitOverrun}\n` +
+      `bytes: ${ring.bytesInBuffer}\n` +
+      `oldest event ts: ${ts(ring.oldestPageTs)}\n` +
+      `now ts: ${ts(this.clockInNs ? this.now(cpu) : this.peekClock(cpu))}\n` +
+      `dropped events: ${ring.dropped}\n` +
+      `read events: ${ring.read}\n`
+    )
+  }
+
+  /** The current raw clock without advancing the counter clock. */
+  private peekClock(cpu: number): number {
+    return this.clockName === "counter" ? this.counterClock : this.now(cpu)
+  }
+
+  /** KiB one CPU's buffer holds (buffer_size_kb of per_cpu/cpuN). */
+  sizeKb(cpu: number): number {
+    return Math.floor((this.rings[cpu]!.pageCount * PAGE_DATA_BYTES) / 1024)
+  }
+
+  // ---- waiting for data (trace_pipe) ----
+
+  /** Calls `wake` once, the next time any CPU commits an event (or the buffers are cleared). */
+  onNextCommit(wake: () => void): () => void {
+    this.waiters.push(wake)
+    for (const ring of this.rings) ring.onCommit = this.wake
+    return () => {
+      this.waiters = this.waiters.filter((w) => w !== wake)
+    }
+  }
+
+  private wakeReaders(): void {
+    const waiters = this.waiters
+    if (waiters.length === 0) return
+    this.waiters = []
+    for (const ring of this.rings) ring.onCommit = undefined
+    for (const wake of waiters) wake()
+  }
+}
+
+const allWordSized = (conversions: CompiledFormat["conversions"]): boolean => {
+  for (const c of conversions) if (c.storage !== 4 && c.storage !== 8) return false
+  return true
+}
+
+/** A NUL-terminated string from record bytes (UTF-8). */
+const cString = (bytes: Uint8Array, start: number, end: number): string => {
+  let p = start
+  let ascii = true
+  while (p < end && bytes[p] !== 0) {
+    if (bytes[p]! >= 0x80) ascii = false
+    p++
+  }
+  if (ascii) {
+    let s = ""
+    for (let i = start; i < p; i++) s += String.fromCharCode(bytes[i]!)
+    return s
+  }
+  return new TextDecoder().decode(bytes.subarray(start, p))
+}
+
