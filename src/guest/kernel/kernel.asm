@@ -1351,7 +1351,7 @@ msg_panic_cr2:      db " cr2 ", 0
 msg_panic_tail:     db "Kernel panic - not syncing: Fatal exception", 10, 0
 msg_traps:          db "traps: ", 0
 msg_trap_word:      db " trap ", 0
-msg_general_protection: db " general protection", 0
+msg_general_protection: db " general protection fault", 0
 msg_ip:             db " ip:", 0
 msg_sp:             db " sp:", 0
 msg_error:          db " error:", 0
