@@ -31,6 +31,9 @@ export const O_DIRECTORY = 0o200000
 export interface Cred {
   readonly uid: number
   readonly gid: number
+  /** The calling task's pid and CPU, where a file records them (trace_marker); default 0. */
+  readonly pid?: number
+  readonly cpu?: number
 }
 export const ROOT: Cred = { uid: 0, gid: 0 }
 export const userCred = (uid = 1000, gid = uid): Cred => ({ uid, gid })
@@ -52,6 +55,8 @@ export class OpenFile {
   /** The text show() produced for the read session that started at offset 0. */
   text: string | undefined = undefined
   closed = false
+  /** Per-open state of files with their own operations (the kernel's file->private_data). */
+  private: unknown = undefined
   constructor(
     readonly node: FileNode | DirNode,
     readonly flags: number,
@@ -66,14 +71,21 @@ export class OpenFile {
   }
 }
 
-/** Optional per-file hooks for files that are not plain show/store attributes (tracefs). */
+/**
+ * Per-file operations for files that are not plain show/store attributes (tracefs's trace,
+ * trace_pipe, trace_marker): they keep per-open state in `file.private`.
+ */
 export interface FileOps {
-  /** Called at open; a negative errno refuses it (e.g. EBUSY for a second exclusive reader). */
-  readonly open?: (flags: number, cred: Cred) => number
-  /** Called at the last close of this description. */
+  /** Called when the file is opened; a negative errno refuses the open (e.g. EBUSY). */
+  readonly open?: (file: OpenFile) => number
+  /** Called when the description is closed. */
   readonly release?: (file: OpenFile) => void
-  /** A stream read instead of show(): returns the next bytes ("" at EOF) or -errno. */
+  /** A read at the file's position: the next text ("" at EOF) or -errno. */
   readonly read?: (file: OpenFile, offset: number, count: number) => string | number
+  /** A write: bytes accepted or -errno. */
+  readonly write?: (file: OpenFile, text: string) => number
+  /** A read that waits for data instead of returning -EAGAIN (trace_pipe without O_NONBLOCK). */
+  readonly readWait?: (file: OpenFile, count: number) => Effect.Effect<string>
 }
 
 let nextIno = 1
@@ -164,6 +176,11 @@ export class FileNode implements NodeCommon {
   /** What stat reports: sysfs attributes report PAGE_SIZE. */
   size = PAGE_SIZE
   ops: FileOps | undefined = undefined
+  /**
+   * kernfs (sysfs) refuses to open for writing a file without write bits, even for root; other
+   * filesystems (tracefs, debugfs, proc) only apply the permission check root bypasses.
+   */
+  kernfsModeChecks = true
   constructor(
     readonly name: string,
     public mode: number,

@@ -214,17 +214,21 @@ export class PseudoFs {
       // generic_permission first (root passes), then kernfs_fop_open's mode checks. A kobj
       // attribute without show/store opens fine and fails the read/write with EIO, as in Linux.
       if (!permits(node, cred, (wantRead ? 4 : 0) | (wantWrite ? 2 : 0))) return -EACCES
-      if (wantWrite && (node.mode & 0o222) === 0) return -EACCES
-      if (wantRead && (node.mode & 0o444) === 0) return -EACCES
+      if (node.kernfsModeChecks) {
+        if (wantWrite && (node.mode & 0o222) === 0) return -EACCES
+        if (wantRead && (node.mode & 0o444) === 0) return -EACCES
+      }
+    }
+    const file = new OpenFile(node, flags, cred, path)
+    if (node.kind === "file") {
       if (!node.activity.tryGet()) return -ENODEV
       try {
-        const opened = node.ops?.open?.(flags, cred)
+        const opened = node.ops?.open?.(file)
         if (opened !== undefined && opened < 0) return opened
       } finally {
         node.activity.put()
       }
     }
-    const file = new OpenFile(node, flags, cred, path)
     let fd = 3
     while (this.files[fd] !== undefined) fd++
     this.files[fd] = file
@@ -295,7 +299,8 @@ export class PseudoFs {
     if (node.kind === "dir") return -EISDIR
     if (!node.activity.tryGet()) return -ENODEV
     try {
-      const result = this.runStore(node, text)
+      const ownWrite = node.ops?.write
+      const result = ownWrite !== undefined ? ownWrite(file, text) : this.runStore(node, text)
       if (result > 0) file.offset += result
       return result
     } finally {

@@ -4,10 +4,10 @@
 // then removes the paths.
 
 import { Context, Data, Effect, Layer, type Scope } from "effect"
-import { ENODEV, errnoName, strerror } from "./errno.ts"
+import { EAGAIN, ENODEV, errnoName, strerror } from "./errno.ts"
 import { type AttributeGroup, type KObject, kobjectAt } from "./kobject.ts"
 import { type FileNode, PAGE_SIZE } from "./nodes.ts"
-import { type Cred, O_RDONLY, type PseudoFs, PseudoFs as Fs, ROOT, type Stat } from "./pseudo-fs.ts"
+import { type Cred, O_NONBLOCK, O_RDONLY, type PseudoFs, PseudoFs as Fs, ROOT, type Stat } from "./pseudo-fs.ts"
 
 /** A failed file operation: what was attempted, on which path, and the errno it got. */
 export class SysfsError extends Data.TaggedError("SysfsError")<{
@@ -152,7 +152,18 @@ export const makeSysfs = (fs: PseudoFs = makeTree()): SysfsShape => {
       if (file === undefined || !file.readable) return yield* Effect.fail(sysfsError("read", path, -9))
       const node = file.node
       if (node.kind === "dir") return yield* Effect.fail(sysfsError("read", path, -21))
-      if (file.offset === 0 && node.ops?.read === undefined) {
+      const ownRead = node.ops?.read
+      if (ownRead !== undefined) {
+        const chunk = fs.read(fd, count)
+        // A blocking read (no O_NONBLOCK) of an empty trace_pipe waits for data.
+        if (chunk === -EAGAIN && node.ops?.readWait !== undefined && (file.flags & O_NONBLOCK) === 0) {
+          const text = yield* node.ops.readWait(file, count)
+          file.offset += text.length
+          return text
+        }
+        return yield* orFail("read", path, chunk)
+      }
+      if (file.offset === 0) {
         const shown = yield* accessNode(node, () => fs.runShow(node))
         if (typeof shown === "number") return yield* Effect.fail(sysfsError("read", path, shown))
         file.text = shown
