@@ -4,3 +4,4 @@
 export * from "./boot-params.ts"
 export * from "./syscalls.ts"
 export * from "./user-program.ts"
+export * from "./install.ts"
