@@ -12,6 +12,8 @@ export interface Encoding {
   /** Group-1 prefixes from the source (lock, rep) and mandatory ones (pause's F3), in order. */
   readonly group1: Array<number>
   operandSize16: boolean
+  /** A mandatory prefix that follows 66 (F3 of tzcnt/lzcnt/popcnt), as NASM orders them. */
+  mandatory: number | undefined
   rexW: boolean
   readonly opcode: Array<number>
   /** ModRM.reg (0..15, REX.R above 7) when the instruction has a ModRM byte. */
@@ -30,6 +32,7 @@ export interface Encoding {
 export const newEncoding = (opcode: Array<number>): Encoding => ({
   group1: [],
   operandSize16: false,
+  mandatory: undefined,
   rexW: false,
   opcode,
   reg: undefined,
@@ -79,7 +82,8 @@ const addressBytes = (m: MemOperand, reg: number, ctx: EncodeContext): AddressBy
   const segment = m.seg === undefined ? undefined : segmentPrefix[m.seg.num]
   const regBits = (reg & 7) << 3
   const common = { rexX: 0, rexB: 0, prefix67: m.addr32, segment }
-  if (m.ripRelative) {
+  // NASM makes only section-relative (label) displacements RIP-relative: `[rel 0x10]` stays absolute.
+  if (m.ripRelative && (!dispValue.known || dispValue.reloc !== 0)) {
     return { ...common, modrm: regBits | 5, sib: undefined, disp: { value: dispValue.value, bytes: 4, ripRelative: m.disp !== undefined, column: m.column, known: dispValue.known } }
   }
   if (m.base === undefined && m.index === undefined) {
@@ -144,6 +148,7 @@ export const emit = (enc: Encoding, ctx: EncodeContext): Array<number> => {
     }
   }
   if (enc.operandSize16 && !(enc.rm !== undefined && enc.rm.kind === "mem")) out.push(0x66)
+  if (enc.mandatory !== undefined) out.push(enc.mandatory)
   if (enc.plusReg !== undefined && enc.plusReg > 7) rexB = 1
   const forceRex = enc.byteRegisters.some((r) => r.needsRex)
   const rex = (enc.rexW ? 8 : 0) | (rexR << 2) | (rexX << 1) | rexB

@@ -206,14 +206,16 @@ const mov: Handler = (ins, ctx) => {
   // Segment registers: mov sreg, r/m16 and mov r/m, sreg.
   if (isReg(dst) && dst.reg.cls === "sreg" && isRm(src)) {
     if (isGpr(src) && regWidth(src) === 8) badOperands(ins, "mov sreg, r/m16|r32|r64")
-    const size = isGpr(src) && regWidth(src) === 64 ? 64 : 0
+    // NASM encodes mov sreg, r16/r32/r64 without 66 or REX.W (only the low 16 bits are used).
+    const size = 0
     if (dst.reg.name === "cs") fail("`cs` cannot be loaded with mov", "a far jump or return to change cs", dst.column, "cs")
     return withRm(start(ins, [0x8e], size), ins, src, dst.reg.num)
   }
   if (isRm(dst) && isReg(src) && src.reg.cls === "sreg") {
     if (isGpr(dst) && regWidth(dst) === 8) badOperands(ins, "mov r/m16|r32|r64, sreg")
-    const size = isGpr(dst) ? regWidth(dst) : 0
-    return withRm(start(ins, [0x8c], size === 32 ? 0 : size), ins, dst, src.reg.num)
+    // mov r16, sreg takes 66; r32/r64 destinations are encoded alike (NASM emits no REX.W).
+    const size = isGpr(dst) && regWidth(dst) === 16 ? 16 : 0
+    return withRm(start(ins, [0x8c], size), ins, dst, src.reg.num)
   }
   // Control and debug registers move to and from 64-bit general registers only.
   if (isReg(dst) && (dst.reg.cls === "cr" || dst.reg.cls === "dr") && isGpr(src)) {
@@ -527,8 +529,10 @@ const memOnly = (opcode: Array<number>, digit: number, mandatory?: number): Hand
 const rm16 = (opcode: Array<number>, digit: number): Handler => (ins) => {
   arity(ins, 1, "r/m16")
   const [o] = ins.operands as [Operand]
-  if (!isRm(o) || (widthOf(o) !== 16 && widthOf(o) !== 0 && !(isGpr(o) && (digit === 0 || digit === 1)))) return badOperands(ins, "r/m16")
-  const size = isGpr(o) && (digit === 0 || digit === 1) ? regWidth(o) : 0
+  const storeForm = digit === 0 || digit === 1 || (digit === 4 && opcode[1] === 0x01)
+  if (!isRm(o) || (widthOf(o) !== 16 && widthOf(o) !== 0 && !(isGpr(o) && storeForm))) return badOperands(ins, "r/m16")
+  // NASM: str/smsw r64 carry REX.W, sldt r64 does not.
+  const size = isGpr(o) && (digit === 1 || (digit === 4 && opcode[1] === 0x01) || (digit === 0 && regWidth(o) === 16)) ? regWidth(o) : 0
   return withRm(start(ins, opcode, size === 32 ? 0 : size), ins, o, digit)
 }
 
@@ -539,6 +543,40 @@ const vmreadWrite = (isRead: boolean): Handler => (ins) => {
   const [reg, rm] = isRead ? [b, a] : [a, b]
   if (!isGpr(reg) || regWidth(reg) !== 64 || !isRm(rm) || (widthOf(rm) !== 64 && widthOf(rm) !== 0)) return badOperands(ins, forms)
   return withRm(start(ins, [0x0f, isRead ? 0x78 : 0x79], 0), ins, { ...rm, size: 0 } as Operand, reg.reg.num)
+}
+
+/** shld/shrd r/m, reg, imm8|cl. */
+const doubleShift = (base: number): Handler => (ins, ctx) => {
+  arity(ins, 3, "r/m, reg, imm8 | r/m, reg, cl")
+  const [dst, src, count] = ins.operands as [Operand, Operand, Operand]
+  if (!isRm(dst) || !isGpr(src)) return badOperands(ins, "r/m, reg, imm8 | r/m, reg, cl")
+  const size = operationSize(ins, dst, src)
+  if (size === 8) return badOperands(ins, "r/m16/32/64, reg, imm8|cl")
+  if (isReg(count) && count.reg.name === "cl") return withRm(start(ins, [0x0f, base + 1], size), ins, dst, src.reg.num)
+  if (!isImm(count)) return badOperands(ins, "r/m, reg, imm8 | r/m, reg, cl")
+  return imm(withRm(start(ins, [0x0f, base], size), ins, dst, src.reg.num), ctx, count, 1, "unsigned")
+}
+
+/** tzcnt/lzcnt/popcnt: F3 0F xx /r, reg, r/m (16/32/64). */
+const bitCount = (opcode: number): Handler => (ins) => {
+  const e = regRm([0x0f, opcode], false)(ins, undefined as never)
+  e.mandatory = 0xf3
+  return e
+}
+
+const cmpxchgWide: Handler = (ins) => {
+  arity(ins, 1, "qword [mem] | oword [mem]")
+  const [o] = ins.operands as [Operand]
+  if (!isMem(o)) return badOperands(ins, "mem")
+  const wide = ins.mnemonic === "cmpxchg16b"
+  return withRm(start(ins, [0x0f, 0xc7], wide ? 64 : 0), ins, { ...o, size: 0 }, 1)
+}
+
+const enter: Handler = (ins, ctx) => {
+  arity(ins, 2, "imm16, imm8")
+  const [a, b] = ins.operands as [Operand, Operand]
+  if (!isImm(a) || !isImm(b)) return badOperands(ins, "imm16, imm8")
+  return imm(imm(start(ins, [0xc8], 0), ctx, a, 2, "unsigned"), ctx, b, 1, "unsigned")
 }
 
 /** Instructions without operands: the opcode bytes (REX.W and 66 spelled out). */
@@ -631,6 +669,16 @@ handlers.set("vmclear", memOnly([0x0f, 0xc7], 6, 0x66))
 handlers.set("vmxon", memOnly([0x0f, 0xc7], 6, 0xf3))
 handlers.set("vmread", vmreadWrite(true))
 handlers.set("vmwrite", vmreadWrite(false))
+handlers.set("shld", doubleShift(0xa4))
+handlers.set("shrd", doubleShift(0xac))
+handlers.set("tzcnt", bitCount(0xbc))
+handlers.set("lzcnt", bitCount(0xbd))
+handlers.set("popcnt", bitCount(0xb8))
+handlers.set("cmpxchg8b", cmpxchgWide)
+handlers.set("cmpxchg16b", cmpxchgWide)
+handlers.set("enter", enter)
+handlers.set("smsw", rm16([0x0f, 0x01], 4))
+handlers.set("lmsw", rm16([0x0f, 0x01], 6))
 handlers.set("sldt", rm16([0x0f, 0x00], 0))
 handlers.set("str", rm16([0x0f, 0x00], 1))
 handlers.set("lldt", rm16([0x0f, 0x00], 2))

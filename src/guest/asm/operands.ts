@@ -78,7 +78,7 @@ export const parseOperand = (ts: TokenStream, defaultRel: boolean): Operand => {
     const reg = registerNamed(first.text)
     if (reg !== undefined && (ts.isOp(",", 1) || ts.peek(1).kind === "end")) {
       ts.next()
-      if (reg.cls === "rip") fail("`rip` can only be used inside a memory operand", "[rip + displacement] or [rel label]", first.column, first.text)
+      if (reg.cls === "rip") fail("`rip` is not a register in NASM syntax", "[rel label] for RIP-relative addressing", first.column, first.text)
       if (size !== 0 && gprWidth(reg.cls) !== undefined && gprWidth(reg.cls) !== size) {
         fail(`size keyword ${sizeName(size)} does not match register \`${reg.name}\``, "no size keyword on a register operand", column)
       }
@@ -127,10 +127,8 @@ const parseMemory = (ts: TokenStream, size: number, segOutside: Register | undef
     else merged.push({ ...term })
   }
   const ripTerm = merged.find((m) => m.reg.cls === "rip")
-  if (ripTerm !== undefined) {
-    if (merged.length > 1 || ripTerm.scale !== 1n) fail("`rip` cannot be combined with other registers or scaled", "[rip + displacement]", ripTerm.column, "rip")
-    return { kind: "mem", size, seg, base: undefined, index: undefined, scale: 1, disp, ripRelative: true, forcedAbsolute: false, addr32: false, column: open.column }
-  }
+  // NASM has no `rip` register: RIP-relative addressing is spelled [rel label] or `default rel`.
+  if (ripTerm !== undefined) fail("`rip` is not a register in NASM syntax", "[rel label] (or `default rel` and [label]) for RIP-relative addressing", ripTerm.column, "rip")
   for (const m of merged) {
     if (m.reg.cls !== "r64" && m.reg.cls !== "r32") {
       fail(`register \`${m.reg.name}\` cannot be used in an address`, "64-bit address registers (or 32-bit ones with a 0x67 prefix)", m.column, m.reg.name)
