@@ -10,7 +10,7 @@
 // A CPU with `intercepts === null` (not in VMX non-root) runs everything natively; so does a CPU
 // whose Intercepts answer "no" to everything (`NoIntercepts`). VMCALL, INVD, GETSEC and the VMX
 // instructions always exit in non-root mode (they raise #UD when no intercepts are installed,
-// as they would outside VMX operation... VMCALL outside VMX is #UD too).
+// as outside VMX operation).
 
 /** Direction/type codes the core passes for guest-physical accesses (EPT and unmapped memory). */
 export const AccessKind = {
@@ -172,6 +172,8 @@ export interface Intercepts {
    * bitmap, and for #PF the page-fault error-code mask/match. INT n never asks; INT3/INTO do.
    */
   exitsOnException(vector: number, errorCode: number): boolean
+  /** MOV to/from DR (the "MOV-DR exiting" control); absent means never. */
+  exitsOnDrAccess?(): boolean
 }
 
 /** An Intercepts that exits on nothing: for tests and anything that wants native behaviour. */

@@ -740,6 +740,11 @@ sys_write:
         mov rax, -EBADF
         ret
 .console:
+        xor eax, eax
+        test rdx, rdx
+        jz .written_none                    ; nothing to write: 0, whatever the pointer
+        cmp rsi, USER_MIN                   ; access_ok: the buffer must be user memory
+        jb uaccess_fault
         mov rax, rsi
         add rax, rdx
         jc uaccess_fault
@@ -759,6 +764,7 @@ sys_write:
         jmp .byte
 .written:
         mov rax, r8
+.written_none:
         ret
 
 sys_sched_yield:
@@ -778,6 +784,8 @@ sys_exit:
 sys_getcpu:
         test rdi, rdi
         jz .node
+        cmp rdi, USER_MIN
+        jb uaccess_fault
         lea rax, [rdi + 4]
         mov rcx, USER_LIMIT
         cmp rax, rcx
@@ -788,6 +796,8 @@ sys_getcpu:
 .node:
         test rsi, rsi
         jz .done
+        cmp rsi, USER_MIN
+        jb uaccess_fault
         lea rax, [rsi + 4]
         mov rcx, USER_LIMIT
         cmp rax, rcx

@@ -1,0 +1,383 @@
+// runBatch: the only hot loop. Fetches through the decoded-instruction cache (current code page
+// held as a linear base + offset map), dispatches on the handler number in one dense switch,
+// and turns guest exceptions and VM exits (thrown as preallocated sentinels) into IDT delivery
+// or a return with the exit record filled. No allocation and no Effect per instruction.
+
+import { ExitReason } from "../arch/exit-reasons.ts"
+import { Rflags } from "../arch/x86.ts"
+import { FlagOp } from "./cpu/flags.ts"
+import { ActivityState, Interruptibility, type CpuState } from "./cpu/state.ts"
+import { F_IMMLO, F_LEN, F_OP, F_REG, F_RM, F_SUB } from "./decode/cache.ts"
+import { Op } from "./decode/ops.ts"
+import { EXIT, Engine, FAULT, SHUTDOWN, TWO32 } from "./exec/engine.ts"
+import { executeSlow } from "./exec/execute.ts"
+import { fetchDecode } from "./exec/fetch.ts"
+import { InterruptionType } from "./intercept.ts"
+
+/** What runBatch reports. */
+export const RunOutcome = {
+  /** The budget is spent (or the preemption timer / MTF did not fire): call again. */
+  BUDGET: 0,
+  /** A VM exit: `cpu.exit` holds the exit information. */
+  VM_EXIT: 1,
+  /** HLT with nothing pending that could wake it (and no HLT exiting). */
+  HALTED: 2,
+  /** Triple fault without intercepts: the processor is in the shutdown state. */
+  SHUTDOWN: 3,
+} as const
+export type RunOutcome = (typeof RunOutcome)[keyof typeof RunOutcome]
+
+const engines = new WeakMap<CpuState, Engine>()
+
+/** The execution engine of a CPU (TLB, decode cache hookup), created on first use. */
+export const engineOf = (cpu: CpuState): Engine => {
+  let k = engines.get(cpu)
+  if (k === undefined) {
+    k = new Engine(cpu)
+    engines.set(cpu, k)
+  }
+  return k
+}
+
+/**
+ * Runs up to `budget` instructions (each delivered event also uses one unit). Returns a
+ * RunOutcome; on VM_EXIT the exit record of `cpu` is filled.
+ */
+export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
+  const k = engineOf(cpu)
+  const ic = cpu.intercepts
+  let limit = budget
+  let timerStops = false
+  let mtf = false
+  if (ic !== null) {
+    cpu.attention = 1
+    const t = ic.preemptionTimerRemaining
+    if (t >= 0 && t <= limit) {
+      limit = t
+      timerStops = true
+    }
+    if (ic.monitorTrapFlag && limit >= 1) {
+      limit = 1
+      mtf = true
+      timerStops = false
+    }
+  }
+  const r = loop(k, limit)
+  if (ic !== null && ic.preemptionTimerRemaining >= 0) {
+    ic.preemptionTimerRemaining = Math.max(0, ic.preemptionTimerRemaining - k.used)
+  }
+  if (r === RunOutcome.BUDGET && ic !== null && (mtf || timerStops) && (k.used > 0 || timerStops)) {
+    cpu.exit.clear()
+    cpu.exit.reason = mtf ? ExitReason.MONITOR_TRAP_FLAG : ExitReason.PREEMPTION_TIMER
+    return RunOutcome.VM_EXIT
+  }
+  return r
+}
+
+const CONTINUE = -1
+const DELIVERED = -2
+
+/** Work at an instruction boundary: interrupt shadows, windows, pending events, HLT. */
+const boundary = (k: Engine): number => {
+  const cpu = k.cpu
+  const ic = cpu.intercepts
+  if ((cpu.interruptibility & 3) !== 0) {
+    if (k.shadowFresh) k.shadowFresh = false
+    else cpu.interruptibility &= ~3
+  }
+  const shadow = (cpu.interruptibility & 3) !== 0
+  const movSs = (cpu.interruptibility & Interruptibility.MOV_SS) !== 0
+  const ifSet = (cpu.rflagsRest & Rflags.IF) !== 0
+  const nmiBlocked = (cpu.interruptibility & Interruptibility.NMI) !== 0
+  const irq = cpu.irrCount > 0
+  if (ic !== null) {
+    if (ic.nmiExiting && cpu.nmiPending && !movSs) {
+      cpu.nmiPending = false
+      cpu.exit.clear()
+      cpu.exit.reason = ExitReason.EXCEPTION_NMI
+      cpu.exit.interruptionInformation = 2 | (InterruptionType.NMI << 8) | (1 << 31)
+      return RunOutcome.VM_EXIT
+    }
+    if (ic.externalInterruptExiting && irq) {
+      cpu.exit.clear()
+      cpu.exit.reason = ExitReason.EXTERNAL_INTERRUPT
+      if (ic.acknowledgeInterruptOnExit) {
+        const v = cpu.highestPendingInterrupt()
+        cpu.acknowledgeInterrupt(v)
+        cpu.exit.interruptionInformation = v | (InterruptionType.EXTERNAL_INTERRUPT << 8) | (1 << 31)
+      }
+      return RunOutcome.VM_EXIT
+    }
+    if (ic.nmiWindowExiting && !nmiBlocked && !movSs) {
+      cpu.exit.clear()
+      cpu.exit.reason = ExitReason.NMI_WINDOW
+      return RunOutcome.VM_EXIT
+    }
+    if (ic.interruptWindowExiting && ifSet && !shadow) {
+      cpu.exit.clear()
+      cpu.exit.reason = ExitReason.INTERRUPT_WINDOW
+      return RunOutcome.VM_EXIT
+    }
+  }
+  if (cpu.nmiPending && !nmiBlocked && !movSs) {
+    cpu.nmiPending = false
+    k.deliver(2, InterruptionType.NMI, -1, cpu.rip, 0)
+    cpu.interruptibility |= Interruptibility.NMI
+    cpu.attention = 1
+    return DELIVERED
+  }
+  if (irq && ifSet && !shadow) {
+    const v = cpu.highestPendingInterrupt()
+    cpu.acknowledgeInterrupt(v)
+    k.deliver(v, InterruptionType.EXTERNAL_INTERRUPT, -1, cpu.rip, 0)
+    cpu.attention = 1
+    return DELIVERED
+  }
+  if (cpu.activityState !== ActivityState.ACTIVE) {
+    cpu.attention = 1
+    return cpu.activityState === ActivityState.SHUTDOWN ? RunOutcome.SHUTDOWN : RunOutcome.HALTED
+  }
+  const windows = ic !== null && (ic.interruptWindowExiting || ic.nmiWindowExiting || ic.nmiExiting || ic.externalInterruptExiting)
+  cpu.attention = shadow || windows || (irq && ifSet) || (cpu.nmiPending && !nmiBlocked) ? 1 : 0
+  return CONTINUE
+}
+
+const loop = (k: Engine, limit: number): RunOutcome => {
+  const cpu = k.cpu
+  const lo = cpu.lo
+  const hi = cpu.hi
+  const F = cpu.flags
+  const D = k.cache.records
+  let n = 0
+  let units = 0
+  for (;;) {
+    try {
+      while (units < limit) {
+        if (cpu.attention !== 0) {
+          const b = boundary(k)
+          if (b === DELIVERED) {
+            units++
+            continue
+          }
+          if (b >= 0) {
+            k.used = units
+            cpu.instructionsRetired += n
+            return b as RunOutcome
+          }
+        }
+        const rip = cpu.rip
+        const off = rip - k.codeBase
+        let i: number
+        if (off >= 0 && off < 4096) {
+          i = k.codeMap[off]! - 1
+          if (i < 0) i = fetchDecode(k, rip)
+        } else i = fetchDecode(k, rip)
+        const next = rip + D[i + F_LEN]!
+        switch (D[i + F_OP]!) {
+          case Op.ADD_RR64: {
+            const d = D[i + F_RM]!
+            const s = D[i + F_REG]!
+            const aLo = lo[d]!
+            const aHi = hi[d]!
+            const bLo = lo[s]!
+            const bHi = hi[s]!
+            const sum = (aLo >>> 0) + (bLo >>> 0)
+            const rLo = sum | 0
+            const rHi = (aHi + bHi + (sum >= TWO32 ? 1 : 0)) | 0
+            lo[d] = rLo
+            hi[d] = rHi
+            F.op = FlagOp.ADD
+            F.size = 8
+            F.aLo = aLo
+            F.aHi = aHi
+            F.bLo = bLo
+            F.bHi = bHi
+            F.resLo = rLo
+            F.resHi = rHi
+            cpu.rip = next
+            break
+          }
+          case Op.SUB_RR64:
+          case Op.CMP_RR64: {
+            const d = D[i + F_RM]!
+            const s = D[i + F_REG]!
+            const aLo = lo[d]!
+            const aHi = hi[d]!
+            const bLo = lo[s]!
+            const bHi = hi[s]!
+            const diff = (aLo >>> 0) - (bLo >>> 0)
+            const rLo = diff | 0
+            const rHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
+            if (D[i + F_OP] === Op.SUB_RR64) {
+              lo[d] = rLo
+              hi[d] = rHi
+            }
+            F.op = FlagOp.SUB
+            F.size = 8
+            F.aLo = aLo
+            F.aHi = aHi
+            F.bLo = bLo
+            F.bHi = bHi
+            F.resLo = rLo
+            F.resHi = rHi
+            cpu.rip = next
+            break
+          }
+          case Op.XOR_RR64: {
+            const d = D[i + F_RM]!
+            const s = D[i + F_REG]!
+            const rLo = lo[d]! ^ lo[s]!
+            const rHi = hi[d]! ^ hi[s]!
+            lo[d] = rLo
+            hi[d] = rHi
+            F.op = FlagOp.LOGIC
+            F.size = 8
+            F.resLo = rLo
+            F.resHi = rHi
+            cpu.rip = next
+            break
+          }
+          case Op.XOR_RR32: {
+            const d = D[i + F_RM]!
+            const rLo = lo[d]! ^ lo[D[i + F_REG]!]!
+            lo[d] = rLo
+            hi[d] = 0
+            F.op = FlagOp.LOGIC
+            F.size = 4
+            F.resLo = rLo
+            F.resHi = 0
+            cpu.rip = next
+            break
+          }
+          case Op.INC_R64:
+          case Op.DEC_R64: {
+            const d = D[i + F_RM]!
+            const aLo = lo[d]!
+            const aHi = hi[d]!
+            const dec = D[i + F_OP] === Op.DEC_R64
+            const cf = F.cf() ? 1 : 0
+            const rLo = dec ? (aLo - 1) | 0 : (aLo + 1) | 0
+            const rHi = dec ? (aLo === 0 ? (aHi - 1) | 0 : aHi) : aLo === -1 ? (aHi + 1) | 0 : aHi
+            lo[d] = rLo
+            hi[d] = rHi
+            F.op = dec ? FlagOp.DEC : FlagOp.INC
+            F.size = 8
+            F.aLo = aLo
+            F.aHi = aHi
+            F.bLo = 1
+            F.bHi = 0
+            F.resLo = rLo
+            F.resHi = rHi
+            F.cin = cf
+            cpu.rip = next
+            break
+          }
+          case Op.JNZ:
+          case Op.JZ: {
+            const zf = F.op === FlagOp.NONE ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
+            if (zf === (D[i + F_OP] === Op.JZ)) {
+              const t = next + D[i + F_IMMLO]!
+              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) k.gp(0)
+              cpu.rip = t
+            } else cpu.rip = next
+            break
+          }
+          case Op.JCC: {
+            if (F.cond(D[i + F_SUB]!)) {
+              const t = next + D[i + F_IMMLO]!
+              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) k.gp(0)
+              cpu.rip = t
+            } else cpu.rip = next
+            break
+          }
+          case Op.MOV_RR64: {
+            const d = D[i + F_RM]!
+            const s = D[i + F_REG]!
+            lo[d] = lo[s]!
+            hi[d] = hi[s]!
+            cpu.rip = next
+            break
+          }
+          case Op.ADD_RI64:
+          case Op.CMP_RI64: {
+            const d = D[i + F_RM]!
+            const aLo = lo[d]!
+            const aHi = hi[d]!
+            const bLo = D[i + F_IMMLO]!
+            const bHi = bLo >> 31
+            let rLo: number
+            let rHi: number
+            if (D[i + F_OP] === Op.ADD_RI64) {
+              const sum = (aLo >>> 0) + (bLo >>> 0)
+              rLo = sum | 0
+              rHi = (aHi + bHi + (sum >= TWO32 ? 1 : 0)) | 0
+              lo[d] = rLo
+              hi[d] = rHi
+              F.op = FlagOp.ADD
+            } else {
+              const diff = (aLo >>> 0) - (bLo >>> 0)
+              rLo = diff | 0
+              rHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
+              F.op = FlagOp.SUB
+            }
+            F.size = 8
+            F.aLo = aLo
+            F.aHi = aHi
+            F.bLo = bLo
+            F.bHi = bHi
+            F.resLo = rLo
+            F.resHi = rHi
+            cpu.rip = next
+            break
+          }
+          case Op.NOP:
+          case Op.ENDBR:
+            cpu.rip = next
+            break
+          case Op.JMP_REL: {
+            const t = next + D[i + F_IMMLO]!
+            if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) k.gp(0)
+            cpu.rip = t
+            break
+          }
+          default: {
+            const r = executeSlow(k, D, i, rip, next)
+            if (r >= 0) {
+              k.used = units
+              cpu.instructionsRetired += n
+              return r as RunOutcome
+            }
+            if (r === -2) continue // the instruction did not complete (chunked REP): no retirement
+          }
+        }
+        n++
+        units++
+      }
+      k.used = units
+      cpu.instructionsRetired += n
+      return RunOutcome.BUDGET
+    } catch (e) {
+      if (e === FAULT) {
+        units++
+        try {
+          k.deliver(k.faultVector, InterruptionType.HARDWARE_EXCEPTION, k.faultError, cpu.rip, 0)
+        } catch (e2) {
+          if (e2 === EXIT) return finish(k, n, units, RunOutcome.VM_EXIT)
+          if (e2 === SHUTDOWN) return finish(k, n, units, RunOutcome.SHUTDOWN)
+          throw e2
+        }
+        continue
+      }
+      if (e === EXIT) return finish(k, n, units, RunOutcome.VM_EXIT)
+      if (e === SHUTDOWN) return finish(k, n, units, RunOutcome.SHUTDOWN)
+      throw e
+    }
+  }
+}
+
+const finish = (k: Engine, n: number, units: number, r: RunOutcome): RunOutcome => {
+  k.used = units
+  k.cpu.instructionsRetired += n
+  k.deliveringVector = -1
+  return r
+}
