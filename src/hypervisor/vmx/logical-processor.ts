@@ -12,6 +12,12 @@ import { VmxStatus, describeOutcome, type OutcomeSource, type VmxOutcome } from 
 import type { ActiveVmcs, VmxPlatform } from "./platform.ts"
 import { Access, accessKind, byteOffset, fieldOrdinal, VMCS_LAUNCH_SESSION_OFFSET, VMCS_LAUNCH_STATE_OFFSET } from "./vmcs-layout.ts"
 import { VmcsView } from "./vmcs-view.ts"
+import type { CpuState } from "../../guest/cpu/state.ts"
+import type { CheckContext } from "./entry-check-rules.ts"
+import { checkInfo, explainFailure } from "./entry-check-engine.ts"
+import type { EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
+import { VmxIntercepts } from "./vmx-intercepts.ts"
+import { continueGuest, vmEntry } from "./transitions.ts"
 
 const NO_VMCS = -1
 const ALL_ONES = 0xffff_ffff_ffff_ffffn
@@ -66,11 +72,37 @@ export class LogicalProcessor implements OutcomeSource {
   session = 0
   private readonly activeHere = new Set<number>()
 
+  /**
+   * The register file guest code runs with while this processor is in non-root operation (the
+   * vCPU loaded here). VM entry loads the VMCS guest-state area into it, VM exit saves it back;
+   * general-purpose registers other than RSP stay in it across exits, as on real hardware.
+   */
+  core: CpuState | null = null
+  /** The execution controls of the current VMCS as the core's intercept policy. */
+  readonly intercepts: VmxIntercepts
+  /** Host MSRs written by VM-exit MSR-load lists (index → value). */
+  readonly hostMsrs = new Map<number, bigint>()
+  /** The guest executed HLT without HLT exiting and waits for an event (still non-root). */
+  guestHalted = false
+  /** A VMX abort shut this processor down. */
+  shutdown = false
+  /** VM exits completed on this processor. */
+  exits = 0
+  /** @internal */ memoryGeneration = -1
+  /** @internal */ readonly checkContext: CheckContext
+
   // Outcome details of the last instruction.
   lastError = 0
   refusal = ""
   lastExitReason = 0
-  lastExitQualification = 0n
+  lastExitQualificationLo = 0
+  lastExitQualificationHi = 0
+  /** Index of the entry check that failed at the last VMLAUNCH/VMRESUME, or -1. */
+  lastFailedCheck = -1
+
+  get lastExitQualification(): bigint {
+    return (BigInt(this.lastExitQualificationHi >>> 0) << 32n) | BigInt(this.lastExitQualificationLo >>> 0)
+  }
   /** Value produced by VMREAD, VMPTRST, RDMSR. */
   value = 0n
   /** Status of the last number-typed fast accessor (vmreadLo). */
@@ -84,6 +116,54 @@ export class LogicalProcessor implements OutcomeSource {
     this.featureControl = caps.msrs.IA32_FEATURE_CONTROL
     const placeholder = new ArrayBuffer(4096)
     this.view = new VmcsView({ bytes: new Uint8Array(placeholder), halves: new Uint16Array(placeholder), words: new Uint32Array(placeholder) })
+    this.intercepts = new VmxIntercepts(platform.memory)
+    const lp = this
+    this.checkContext = {
+      view: this.view,
+      get caps() {
+        return lp.caps
+      },
+      memory: platform.memory,
+      get hostLongMode() {
+        return lp.hostLongMode()
+      },
+    }
+  }
+
+  // ---------------------------------------------------------------- VM entry
+
+  /** VMLAUNCH: runs the guest for up to `budget` instructions or until a VM exit. */
+  vmlaunch(budget = 1_000_000): VmxStatus {
+    return vmEntry(this, true, budget)
+  }
+
+  /** VMRESUME: like VMLAUNCH for a launched VMCS. */
+  vmresume(budget = 1_000_000): VmxStatus {
+    return vmEntry(this, false, budget)
+  }
+
+  /** Lets a guest that is still in non-root operation (budget spent, or halted) run on. */
+  continueGuest(budget = 1_000_000): VmxStatus {
+    return continueGuest(this, budget)
+  }
+
+  /** The entry check that failed at the last VMLAUNCH/VMRESUME, if any. */
+  get lastEntryFailure(): EntryCheckInfo | undefined {
+    return this.lastFailedCheck < 0 ? undefined : checkInfo(this.lastFailedCheck)
+  }
+
+  /**
+   * Why the last VM entry failed, for a user ("host CR4.VMXE must be 1 (IA32_VMX_CR4_FIXED0).
+   * Check host.cr4.fixed0 ..."), or undefined if the last entry passed its checks. Reads the
+   * current VMCS, so ask before changing it.
+   */
+  explainEntryFailure(): string | undefined {
+    if (this.lastFailedCheck < 0 || this.current === null) return undefined
+    return explainFailure(this.lastFailedCheck, this.checkContext)
+  }
+
+  /** @internal */ ordinalOf(encoding: number): number {
+    return fieldOrdinal[encoding]!
   }
 
   /** Typed form of a status for callers at the boundary. */
@@ -426,6 +506,8 @@ export class LogicalProcessor implements OutcomeSource {
     return VmxStatus.Succeed
   }
 
-  /** Overridden by the non-root machinery to flush the guest TLB. */
-  protected onTranslationsInvalidated(): void {}
+  /** INVEPT/INVVPID drop the cached translations of the guest core loaded here. */
+  private onTranslationsInvalidated(): void {
+    if (this.core !== null) this.core.flushTlb()
+  }
 }

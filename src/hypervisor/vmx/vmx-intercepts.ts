@@ -26,6 +26,8 @@ export class VmxIntercepts implements Intercepts {
   virtualNmis = false
   preemptionTimerRemaining = -1
   guestPhysical: GuestPhysicalTranslator | null = null
+  /** Set while VM entry delivers an injected event: that delivery ignores the exception bitmap. */
+  bypassExceptionBitmapOnce = false
 
   pin = 0
   primary = 0
@@ -184,6 +186,10 @@ export class VmxIntercepts implements Intercepts {
   }
 
   exitsOnException(vector: number, errorCode: number): boolean {
+    if (this.bypassExceptionBitmapOnce) {
+      this.bypassExceptionBitmapOnce = false
+      return false
+    }
     const inBitmap = (this.exceptionBitmap & (1 << vector)) !== 0
     if (vector !== 14) return inBitmap
     // #PF: with bit 14 set, exit iff (PFEC & mask) == match; with it clear, iff they differ.

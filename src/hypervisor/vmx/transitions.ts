@@ -1,0 +1,199 @@
+// VM entry (SDM Vol. 3C ch. 26) and VM exit (ch. 27) on one logical processor: the launch-state
+// checks, the entry checks (error 7, error 8, or a failed entry with exit reason 33/34), loading
+// guest state and the MSR-load list, event injection, running the guest core until it exits,
+// then recording the exit, saving guest state, the MSR areas and loading host state.
+import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
+import { ExitControl, PinControl } from "../../arch/vmx/control-bits.ts"
+import { ExitReason, EXIT_REASON_FAILED_VMENTRY } from "../../arch/exit-reasons.ts"
+import { VmInstructionError as E } from "../../arch/vmx/instruction-errors.ts"
+import type { CpuState } from "../../guest/cpu/state.ts"
+import { injectEvent, runBatch, RunOutcome } from "./guest-core.ts"
+import { checkInfo, firstFailingCheck } from "./entry-check-engine.ts"
+import { loadGuestState, saveGuestState } from "./guest-state.ts"
+import type { LogicalProcessor } from "./logical-processor.ts"
+import { loadEntryMsrs, loadExitMsrs, storeExitMsrs } from "./msr-areas.ts"
+import { VmxStatus } from "./outcome.ts"
+
+const TWO32 = 4294967296
+const address = (lp: LogicalProcessor, field: number): number => lp.view.hi(field) * TWO32 + lp.view.lo(field)
+
+export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): VmxStatus => {
+  const early = lp.vmxPrologue()
+  if (early !== -1) return early
+  const current = lp.current
+  if (current === null) return VmxStatus.FailInvalid
+  if (lp.root.movSsBlocking) return lp.vmfail(E.ENTRY_EVENTS_BLOCKED_BY_MOV_SS)
+  const launched = lp.currentLaunched
+  if (launch && launched) return lp.vmfail(E.VMLAUNCH_NONCLEAR_VMCS)
+  if (!launch && !launched) return lp.vmfail(E.VMRESUME_NONLAUNCHED_VMCS)
+  if (!launch && !lp.launchedInThisSession()) return lp.vmfail(E.VMRESUME_AFTER_VMXOFF)
+
+  const failing = firstFailingCheck(lp.checkContext, current.checks)
+  lp.lastFailedCheck = failing
+  if (failing >= 0) {
+    const info = checkInfo(failing)
+    if (info.kind === "control") return lp.vmfail(E.ENTRY_INVALID_CONTROL_FIELD)
+    if (info.kind === "host") return lp.vmfail(E.ENTRY_INVALID_HOST_STATE_FIELD)
+    return failedEntry(lp, ExitReason.INVALID_STATE, info.qualification)
+  }
+
+  const core = lp.core
+  if (core === null) {
+    throw new Error(`logical processor ${lp.id}: VM entry needs a guest register file; set lp.core before VMLAUNCH/VMRESUME`)
+  }
+  const view = lp.view
+  let flush = loadGuestState(view, core)
+  const msrCount = view.lo(F.VM_ENTRY_MSR_LOAD_COUNT)
+  if (msrCount !== 0) {
+    const failedEntryIndex = loadEntryMsrs(lp.memory, address(lp, F.VM_ENTRY_MSR_LOAD_ADDR), msrCount, lp.caps.maxMsrListEntries, core)
+    if (failedEntryIndex !== 0) return failedEntry(lp, ExitReason.MSR_LOAD_FAIL, failedEntryIndex)
+  }
+  if (launch) lp.setLaunched()
+  const intercepts = lp.intercepts
+  if (intercepts.configure(view, lp.caps.preemptionTimerShift, (lp.caps.eptVpidCap & 1n) !== 0n)) flush = true
+  if (flush || core.memory.generation !== lp.memoryGeneration) {
+    core.flushTlb()
+    lp.memoryGeneration = core.memory.generation
+  }
+  core.intercepts = intercepts
+  lp.nonRoot = true
+  lp.guestHalted = false
+
+  // Event injection (26.5): delivered through the guest IDT as if it were the guest's own event.
+  const injection = view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
+  if ((injection & 0x8000_0000) !== 0) {
+    const errorCode = (injection & 0x800) !== 0 ? view.lo(F.VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xffff : -1
+    const length = view.lo(F.VM_ENTRY_INSTRUCTION_LEN)
+    if (!injectEvent(core, injection & 0xff, (injection >>> 8) & 7, errorCode, length)) return vmExit(lp)
+  }
+  return runGuest(lp, core, budget)
+}
+
+/** Continues a guest left in non-root operation when its instruction budget ran out. */
+export const continueGuest = (lp: LogicalProcessor, budget: number): VmxStatus => {
+  const core = lp.core
+  if (!lp.nonRoot || core === null) {
+    lp.refusal = `logical processor ${lp.id} is not running a guest`
+    return VmxStatus.Refused
+  }
+  return runGuest(lp, core, budget)
+}
+
+const runGuest = (lp: LogicalProcessor, core: CpuState, budget: number): VmxStatus => {
+  const outcome = runBatch(core, budget)
+  if (outcome === RunOutcome.VM_EXIT) return vmExit(lp)
+  if (outcome === RunOutcome.SHUTDOWN) {
+    // Under intercepts a triple fault is an exit; record it if the core reported a bare shutdown.
+    core.exit.clear()
+    core.exit.reason = ExitReason.TRIPLE_FAULT
+    return vmExit(lp)
+  }
+  lp.guestHalted = outcome === RunOutcome.HALTED
+  return VmxStatus.GuestRunning
+}
+
+/** A VM exit: exit information, guest state, MSR store, host state, MSR load (SDM 27.2-27.6). */
+export const vmExit = (lp: LogicalProcessor): VmxStatus => {
+  const core = lp.core!
+  const view = lp.view
+  const record = core.exit
+  const current = lp.current!
+  view.setLo(F.VM_EXIT_REASON, record.reason)
+  view.setLo(F.EXIT_QUALIFICATION, record.qualificationLo)
+  view.setHi(F.EXIT_QUALIFICATION, record.qualificationHi)
+  view.setLo(F.GUEST_LINEAR_ADDRESS, record.guestLinearLo)
+  view.setHi(F.GUEST_LINEAR_ADDRESS, record.guestLinearHi)
+  view.setLo(F.GUEST_PHYSICAL_ADDRESS, record.guestPhysicalLo)
+  view.setHi(F.GUEST_PHYSICAL_ADDRESS, record.guestPhysicalHi)
+  view.setLo(F.VM_EXIT_INTR_INFO, record.interruptionInformation)
+  view.setLo(F.VM_EXIT_INTR_ERROR_CODE, record.interruptionErrorCode)
+  view.setLo(F.IDT_VECTORING_INFO_FIELD, record.idtVectoringInformation)
+  view.setLo(F.IDT_VECTORING_ERROR_CODE, record.idtVectoringErrorCode)
+  view.setLo(F.VM_EXIT_INSTRUCTION_LEN, record.instructionLength)
+  view.setLo(F.VMX_INSTRUCTION_INFO, record.instructionInformation)
+  // Every VM exit clears the valid bit of the VM-entry interruption-information field (27.2.3).
+  const injection = view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
+  if ((injection & 0x8000_0000) !== 0 && view.setLo(F.VM_ENTRY_INTR_INFO_FIELD, injection & 0x7fff_ffff)) {
+    current.checks.fieldChanged(lp.ordinalOf(F.VM_ENTRY_INTR_INFO_FIELD))
+  }
+  saveGuestState(view, core, current.checks)
+  const exitControls = view.lo(F.VM_EXIT_CONTROLS)
+  if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (view.lo(F.PIN_BASED_VM_EXEC_CONTROL) & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
+    const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
+    const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / 2 ** lp.caps.preemptionTimerShift)
+    if (view.setLo(F.VMX_PREEMPTION_TIMER_VALUE, value)) current.checks.fieldChanged(lp.ordinalOf(F.VMX_PREEMPTION_TIMER_VALUE))
+  }
+  const storeCount = view.lo(F.VM_EXIT_MSR_STORE_COUNT)
+  if (storeCount !== 0 && storeExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_STORE_ADDR), storeCount, core) !== 0) {
+    return vmxAbort(lp, 2)
+  }
+  core.intercepts = null
+  lp.nonRoot = false
+  lp.guestHalted = false
+  lp.lastExitReason = record.reason
+  lp.lastExitQualificationLo = record.qualificationLo
+  lp.lastExitQualificationHi = record.qualificationHi
+  lp.exits++
+  return loadHostState(lp)
+}
+
+/** A VM entry that failed after the control and host checks: exit reason with bit 31 (26.8). */
+const failedEntry = (lp: LogicalProcessor, reason: number, qualification: number): VmxStatus => {
+  const view = lp.view
+  view.setLo(F.VM_EXIT_REASON, (reason | EXIT_REASON_FAILED_VMENTRY) >>> 0)
+  view.setLo(F.EXIT_QUALIFICATION, qualification)
+  view.setHi(F.EXIT_QUALIFICATION, 0)
+  lp.lastExitReason = (reason | EXIT_REASON_FAILED_VMENTRY) >>> 0
+  lp.lastExitQualificationLo = qualification
+  lp.lastExitQualificationHi = 0
+  if (lp.core !== null) lp.core.intercepts = null
+  lp.nonRoot = false
+  return loadHostState(lp)
+}
+
+/** Loads the host-state area into the root-mode state (27.5), then the VM-exit MSR-load list. */
+const loadHostState = (lp: LogicalProcessor): VmxStatus => {
+  const view = lp.view
+  const root = lp.root
+  const exitControls = view.lo(F.VM_EXIT_CONTROLS)
+  const hostSize = (exitControls & ExitControl.HOST_ADDR_SPACE_SIZE) !== 0
+  root.cr0 = view.u64(F.HOST_CR0)
+  root.cr3 = view.u64(F.HOST_CR3)
+  root.cr4 = view.u64(F.HOST_CR4)
+  root.rip = view.u64(F.HOST_RIP)
+  root.rsp = view.u64(F.HOST_RSP)
+  root.selectors.es = view.lo(F.HOST_ES_SELECTOR)
+  root.selectors.cs = view.lo(F.HOST_CS_SELECTOR)
+  root.selectors.ss = view.lo(F.HOST_SS_SELECTOR)
+  root.selectors.ds = view.lo(F.HOST_DS_SELECTOR)
+  root.selectors.fs = view.lo(F.HOST_FS_SELECTOR)
+  root.selectors.gs = view.lo(F.HOST_GS_SELECTOR)
+  root.selectors.tr = view.lo(F.HOST_TR_SELECTOR)
+  root.fsBase = view.u64(F.HOST_FS_BASE)
+  root.gsBase = view.u64(F.HOST_GS_BASE)
+  root.trBase = view.u64(F.HOST_TR_BASE)
+  root.gdtrBase = view.u64(F.HOST_GDTR_BASE)
+  root.idtrBase = view.u64(F.HOST_IDTR_BASE)
+  root.sysenterCs = view.lo(F.HOST_IA32_SYSENTER_CS)
+  root.sysenterEsp = view.u64(F.HOST_IA32_SYSENTER_ESP)
+  root.sysenterEip = view.u64(F.HOST_IA32_SYSENTER_EIP)
+  if ((exitControls & ExitControl.LOAD_IA32_EFER) !== 0) root.efer = view.u64(F.HOST_IA32_EFER)
+  else root.efer = hostSize ? root.efer | 0x500n : root.efer & ~0x500n
+  if ((exitControls & ExitControl.LOAD_IA32_PAT) !== 0) root.pat = view.u64(F.HOST_IA32_PAT)
+  if ((exitControls & ExitControl.LOAD_IA32_PERF_GLOBAL_CTRL) !== 0) root.perfGlobalCtrl = view.u64(F.HOST_IA32_PERF_GLOBAL_CTRL)
+  const loadCount = view.lo(F.VM_EXIT_MSR_LOAD_COUNT)
+  if (loadCount !== 0 && loadExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_LOAD_ADDR), loadCount, lp.hostMsrs) !== 0) {
+    return vmxAbort(lp, 4)
+  }
+  return VmxStatus.VmExit
+}
+
+/** VMX abort (27.7): the indicator is written to the VMCS region and the processor shuts down. */
+const vmxAbort = (lp: LogicalProcessor, indicator: number): VmxStatus => {
+  lp.view.page.words[1] = indicator
+  lp.nonRoot = false
+  if (lp.core !== null) lp.core.intercepts = null
+  lp.shutdown = true
+  lp.refusal = `VMX abort ${indicator}: logical processor ${lp.id} is shut down (SDM 27.7)`
+  return VmxStatus.Refused
+}
