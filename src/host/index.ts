@@ -2,6 +2,7 @@
 export * from "./clock.ts"
 export * from "./devices.ts"
 export * from "./errno.ts"
+export * from "./files.ts"
 export * from "./hooks.ts"
 export * from "./kernel.ts"
 export * from "./modules.ts"

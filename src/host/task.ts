@@ -2,6 +2,7 @@
 // (what ftrace prints and what user space calls the tid); the threads of one process share its
 // tgid, which is the pid of its first thread. comm is at most 15 characters, as the kernel keeps it.
 
+import { FileTable } from "./files.ts"
 import { truncateComm } from "./profile.ts"
 
 export type TaskState = "runnable" | "running" | "blocked" | "exited"
@@ -11,13 +12,17 @@ export class Task {
   /** Host CPU the task last ran on (or is queued on); -1 before it first runs. */
   cpu = -1
   private commValue: string
+  /** The process's descriptor table, shared by its threads. */
+  readonly files: FileTable
 
   constructor(
     readonly pid: number,
     readonly tgid: number,
     comm: string,
+    files: FileTable = new FileTable(),
   ) {
     this.commValue = truncateComm(comm)
+    this.files = files
   }
 
   get comm(): string {
@@ -68,7 +73,7 @@ export class TaskTable {
   /** Creates another thread of `leader`'s process; a new thread inherits the creator's comm. */
   spawnThread(leader: Task, comm: string = leader.comm): Task {
     if (leader.state === "exited") throw new Error(`spawnThread: process ${leader.tgid} has exited`)
-    const task = new Task(this.allocatePid(), leader.tgid, comm)
+    const task = new Task(this.allocatePid(), leader.tgid, comm, leader.files)
     this.insert(task)
     return task
   }
