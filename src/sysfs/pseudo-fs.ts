@@ -98,8 +98,7 @@ export class PseudoFs {
       if (component.length > NAME_MAX) return -ENAMETOOLONG
       const next = this.child(current, component)
       if (next === undefined) return -ENOENT
-      const isLast = !queue.slice(index).some((c) => c !== "" && c !== ".")
-      if (next.kind === "link" && (!isLast || followLast || mustBeDir)) {
+      if (next.kind === "link" && (followLast || mustBeDir || !this.onlyDotsFrom(queue, index))) {
         if (++links > MAX_SYMLINKS) return -ELOOP
         if (next.target.startsWith("/")) stack.length = 1
         queue = [...next.target.split("/"), ...queue.slice(index)]
@@ -111,6 +110,14 @@ export class PseudoFs {
     const found = stack[stack.length - 1]!
     if (mustBeDir && found.kind !== "dir") return -ENOTDIR
     return found
+  }
+
+  private onlyDotsFrom(components: ReadonlyArray<string>, start: number): boolean {
+    for (let i = start; i < components.length; i++) {
+      const c = components[i]
+      if (c !== "" && c !== ".") return false
+    }
+    return true
   }
 
   /** The directory at `path`, or -errno (ENOTDIR if it is something else). */
