@@ -381,7 +381,7 @@ export class PseudoFs {
     }
   }
 
-  /** Open descriptors whose node is `node` (used by tests and diagnostics). */
+  /** Number of open descriptors (leak checks in tests and diagnostics). */
   openCount(): number {
     return this.files.filter((f) => f !== undefined).length
   }

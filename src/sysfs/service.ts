@@ -4,10 +4,10 @@
 // then removes the paths.
 
 import { Context, Data, Effect, Layer, type Scope } from "effect"
-import { EAGAIN, ENODEV, errnoName, strerror } from "./errno.ts"
+import { EAGAIN, EBADF, EISDIR, ENODEV, errnoName, strerror } from "./errno.ts"
 import { type AttributeGroup, type KObject, kobjectAt } from "./kobject.ts"
 import { type FileNode, PAGE_SIZE } from "./nodes.ts"
-import { type Cred, O_NONBLOCK, O_RDONLY, type PseudoFs, PseudoFs as Fs, ROOT, type Stat } from "./pseudo-fs.ts"
+import { type Cred, O_NONBLOCK, O_RDONLY, O_TRUNC, O_WRONLY, type PseudoFs, PseudoFs as Fs, ROOT, type Stat } from "./pseudo-fs.ts"
 
 /** A failed file operation: what was attempted, on which path, and the errno it got. */
 export class SysfsError extends Data.TaggedError("SysfsError")<{
@@ -108,9 +108,9 @@ export const makeTree = (): PseudoFs => {
 const readAll = (fs: PseudoFs, fd: number, path: string): Effect.Effect<string, SysfsError> =>
   Effect.gen(function* () {
     const file = fs.file(fd)
-    if (file === undefined) return yield* Effect.fail(sysfsError("read", path, -9))
+    if (file === undefined) return yield* Effect.fail(sysfsError("read", path, -EBADF))
     const node = file.node
-    if (node.kind === "dir") return yield* Effect.fail(sysfsError("read", path, -21))
+    if (node.kind === "dir") return yield* Effect.fail(sysfsError("read", path, -EISDIR))
     if (node.ops?.read !== undefined) {
       let out = ""
       for (;;) {
@@ -137,9 +137,9 @@ export const makeSysfs = (fs: PseudoFs = makeTree()): SysfsShape => {
     Effect.gen(function* () {
       const file = fs.file(fd)
       const path = file?.path ?? `fd ${fd}`
-      if (file === undefined || !file.writable) return yield* Effect.fail(sysfsError("write", path, -9))
+      if (file === undefined || !file.writable) return yield* Effect.fail(sysfsError("write", path, -EBADF))
       const node = file.node
-      if (node.kind === "dir") return yield* Effect.fail(sysfsError("write", path, -21))
+      if (node.kind === "dir") return yield* Effect.fail(sysfsError("write", path, -EISDIR))
       const written = yield* accessNode(node, () => fs.runStore(node, text))
       if (written < 0) return yield* Effect.fail(sysfsError("write", path, written))
       file.offset += written
@@ -149,9 +149,9 @@ export const makeSysfs = (fs: PseudoFs = makeTree()): SysfsShape => {
     Effect.gen(function* () {
       const file = fs.file(fd)
       const path = file?.path ?? `fd ${fd}`
-      if (file === undefined || !file.readable) return yield* Effect.fail(sysfsError("read", path, -9))
+      if (file === undefined || !file.readable) return yield* Effect.fail(sysfsError("read", path, -EBADF))
       const node = file.node
-      if (node.kind === "dir") return yield* Effect.fail(sysfsError("read", path, -21))
+      if (node.kind === "dir") return yield* Effect.fail(sysfsError("read", path, -EISDIR))
       const ownRead = node.ops?.read
       if (ownRead !== undefined) {
         const chunk = fs.read(fd, count)
@@ -184,7 +184,7 @@ export const makeSysfs = (fs: PseudoFs = makeTree()): SysfsShape => {
     cat: (path, cred = ROOT) =>
       Effect.acquireUseRelease(open(path, O_RDONLY, cred), (fd) => readAll(fs, fd, path), (fd) => Effect.sync(() => fs.close(fd))),
     echo: (path, text, cred = ROOT) =>
-      Effect.acquireUseRelease(open(path, 0o1001, cred), (fd) => write(fd, text), (fd) => Effect.sync(() => fs.close(fd))),
+      Effect.acquireUseRelease(open(path, O_WRONLY | O_TRUNC, cred), (fd) => write(fd, text), (fd) => Effect.sync(() => fs.close(fd))),
     kobject: (parent, name, groups = []) =>
       Effect.acquireRelease(
         Effect.suspend(() => {
