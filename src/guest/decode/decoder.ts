@@ -1072,14 +1072,12 @@ const decodeTwoByte = (c: Ctx, d: DecodedInstruction): void => {
       set(d, Op.INVD, "invd")
       return finishLock(d, false)
     case 0x09:
-      set(d, Op.WBINVD, "wbinvd")
+      set(d, Op.WBINVD, d.rep === 1 ? "wbnoinvd" : "wbinvd")
       return finishLock(d, false)
     case 0x0b:
       set(d, Op.UD2, "ud2")
       return finishLock(d, false)
     case 0x0d:
-      modrm(c, d)
-      return
     case 0x18:
     case 0x19:
     case 0x1a:
@@ -1105,8 +1103,12 @@ const decodeTwoByte = (c: Ctx, d: DecodedInstruction): void => {
     case 0x21:
     case 0x22:
     case 0x23: {
-      modrm(c, d)
-      // MOV to/from CR/DR ignores ModRM.mod: always register operands.
+      // MOV to/from CR/DR ignores ModRM.mod: always register operands, never SIB/displacement.
+      const m = next(c, d)
+      if (m < 0) return
+      d.hasModrm = true
+      d.modrm = m
+      d.reg = ((m >> 3) & 7) | ((d.rex & 4) << 1)
       d.hasMem = false
       d.base = NO_REG
       d.index = NO_REG
@@ -1325,10 +1327,8 @@ const decodeGroup7 = (c: Ctx, d: DecodedInstruction): void => {
     return finishLock(d, false)
   }
   const m = d.modrm
-  if (d.rep !== 0 || d.opsizePrefix) {
-    // Only register forms without mandatory-looking prefixes are simulated here.
-    if (!(opn === 4 || opn === 6)) return
-  }
+  if (d.rep !== 0 && opn === 5) return // F3/F2 0F 01 E8-EF: CET/SERIALIZE/... forms, not simulated
+  if ((d.rep !== 0 || d.opsizePrefix) && opn <= 1) return // 66/F2/F3 0F 01 C0-CF: other instructions or #UD
   switch (m) {
     case 0xc1:
       set(d, Op.VMCALL, "vmcall")
