@@ -21,3 +21,5 @@ export const assembleEffect = (source: string, options?: AssembleOptions): Effec
       throw e
     },
   })
+
+export { disassemble, disassembleOne, formatDisassembly, type DisassembledLine, type DisassembleOptions, type Syntax } from "./disassembler.ts"

@@ -601,7 +601,17 @@ export const fixedInstructions: Readonly<Record<string, ReadonlyArray<number>>> 
   insb: [0x6c], insw: [0x66, 0x6d], insd: [0x6d], outsb: [0x6e], outsw: [0x66, 0x6f], outsd: [0x6f],
 }
 
-const fixed = (bytes: ReadonlyArray<number>): Handler => (ins) => {
+/** The multi-byte NOP: nop r/m16/32/64 (0F 1F /0), as compilers pad with. */
+const nopRm: Handler = (ins) => {
+  const [o] = ins.operands as [Operand]
+  if (!isRm(o)) return badOperands(ins, "nothing | r/m16/32/64")
+  const size = operationSize(ins, o)
+  if (size === 8) return badOperands(ins, "nothing | r/m16/32/64")
+  return withRm(start(ins, [0x0f, 0x1f], size), ins, o, 0)
+}
+
+const fixed = (bytes: ReadonlyArray<number>): Handler => (ins, ctx) => {
+  if (ins.mnemonic === "nop" && ins.operands.length === 1) return nopRm(ins, ctx)
   if (ins.operands.length !== 0) badOperands(ins, "no operands")
   // Spell out 66/REX.W so lock/rep prefixes and o64 land in NASM's order (F3 48 A5).
   let rest = [...bytes]
