@@ -1,4 +1,7 @@
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
+import { makeHostKernel } from "../../src/host/kernel.ts"
+import { loadKvm } from "../../src/hypervisor/kvm/module.ts"
 import { statFiles, VcpuStat, VcpuStats, VM_STAT_COUNT, VmStat } from "../../src/hypervisor/kvm/stats.ts"
 import { mountKvmDebugfs, type DebugfsVm } from "../../src/sysfs/debugfs-kvm.ts"
 import { EACCES, EINVAL, EIO, ENOENT } from "../../src/sysfs/errno.ts"
@@ -58,4 +61,33 @@ describe("debugfs /sys/kernel/debug/kvm", () => {
     expect(fs.ls("/sys/kernel/debug/kvm/12396-12")).toBe(-ENOENT)
     expect(fs.ls("/sys/kernel/debug/kvm")).not.toContain("12396-12")
   })
+
+  it("mounts the KVM module's VMs and vCPUs: PID-FD directories, vcpuN, live counters", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const host = yield* makeHostKernel({ profile: "linux-6.x", cpus: 2 })
+          const kvm = yield* loadKvm(host)
+          const fs = makeTree()
+          mountKvmDebugfs(fs, kvm, host.profile.name)
+          const qemu = host.tasks.spawnProcess("qemu-system-x86")
+          const created = kvm.createVm(qemu)
+          if (!created.ok) throw new Error(created.error.message)
+          const vm = created.value
+          const thread = host.tasks.spawnThread(qemu, "CPU 0/KVM")
+          const vcpu = vm.createVcpu(thread, 0)
+          if (!vcpu.ok) throw new Error(vcpu.error.message)
+          expect(fs.ls("/sys/kernel/debug/kvm")).toContain(vm.name)
+          expect(vm.name).toBe(`${qemu.pid}-${vm.fd}`)
+          expect(fs.ls(`/sys/kernel/debug/kvm/${vm.name}`)).toContain("vcpu0")
+          expect(fs.readFile(`/sys/kernel/debug/kvm/${vm.name}/vcpu0/pid`)).toBe(`${thread.pid}\n`)
+          vcpu.value.stats.counters[VcpuStat.hypercalls] = 3
+          expect(fs.readFile("/sys/kernel/debug/kvm/hypercalls")).toBe("3\n")
+          expect(fs.readFile(`/sys/kernel/debug/kvm/${vm.name}/hypercalls`)).toBe("3\n")
+          vm.destroy()
+          expect(fs.ls("/sys/kernel/debug/kvm")).not.toContain(vm.name)
+          expect(fs.readFile("/sys/kernel/debug/kvm/hypercalls")).toBe("0\n")
+        }),
+      ),
+    ))
 })
