@@ -185,6 +185,11 @@ export class VmxIntercepts implements Intercepts {
     return true
   }
 
+  /** MOV to/from DR0-DR7 with "MOV-DR exiting" (exit reason 29). */
+  exitsOnDrAccess(): boolean {
+    return (this.primary & PrimaryControl.MOV_DR_EXITING) !== 0
+  }
+
   exitsOnException(vector: number, errorCode: number): boolean {
     if (this.bypassExceptionBitmapOnce) {
       this.bypassExceptionBitmapOnce = false

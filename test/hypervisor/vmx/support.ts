@@ -103,3 +103,16 @@ export const writeValidVmcs = (lp: LogicalProcessor, options: { guestRip?: bigin
   w(lp, F.GUEST_GDTR_LIMIT, 0xffff)
   w(lp, F.GUEST_IDTR_LIMIT, 0xffff)
 }
+
+/**
+ * EPT tables in host memory mapping the first GiB of guest-physical addresses onto the same
+ * addresses of the guest's slot space with one 1 GiB page (`permissions` = R/W/X bits).
+ * Returns the EPT pointer (WB, 4-level walk) and the PDPT page for tests that edit entries.
+ */
+export const identityEpt = (lp: LogicalProcessor, permissions = 7): { eptp: bigint; pdpt: bigint; pml4: bigint } => {
+  const pml4 = lp.memory.allocPage()!
+  const pdpt = lp.memory.allocPage()!
+  lp.memory.write64(pml4, pdpt | 7n)
+  lp.memory.write64(pdpt, BigInt(permissions) | (6n << 3n) | 0x80n)
+  return { eptp: pml4 | 6n | (3n << 3n), pdpt, pml4 }
+}
