@@ -36,6 +36,12 @@ interface Placed {
 }
 
 const MAX_PASSES = 64
+/**
+ * Like NASM, sizes are re-chosen every pass from the current label values (an `align` can make
+ * code after it move back, so a jump may shrink again). If that has not settled after this many
+ * passes, sizes may only grow, which always converges.
+ */
+const MONOTONIC_AFTER = 16
 
 /** Assembles NASM-dialect source to a flat binary. Throws AsmError on bad input. */
 export const assembleSync = (source: string, options: AssembleOptions = {}): AssembleResult => {
@@ -142,7 +148,7 @@ export const assembleSync = (source: string, options: AssembleOptions = {}): Ass
             const bytes: Array<number> = []
             for (let i = 0n; i < n; i++) {
               const at = address + BigInt(bytes.length)
-              const one = encodeStatement(s, p, at, { ...evalContext, here: at }, final, () => {
+              const one = encodeStatement(s, p, at, { ...evalContext, here: at }, final, pass > MONOTONIC_AFTER, () => {
                 changed = true
               })
               if (i === 0n && n > 1n && s.kind !== "instruction") {
@@ -182,7 +188,7 @@ export const assembleSync = (source: string, options: AssembleOptions = {}): Ass
   return { bytes: Uint8Array.from(all), symbols: symbolValues, listing, origin }
 }
 
-const encodeStatement = (s: Statement, p: Placed, address: bigint, evalContext: EvalContext, final: boolean, onGrow: () => void): Array<number> => {
+const encodeStatement = (s: Statement, p: Placed, address: bigint, evalContext: EvalContext, final: boolean, monotonic: boolean, onGrow: () => void): Array<number> => {
   switch (s.kind) {
     case "instruction": {
       const ctx: EncodeContext = {
@@ -191,12 +197,11 @@ const encodeStatement = (s: Statement, p: Placed, address: bigint, evalContext: 
         final,
         choose: (slot, desired) => {
           const prev = p.choices[slot] ?? -1
-          if (desired > prev) {
-            if (prev !== -1) onGrow()
-            p.choices[slot] = desired
-            return desired
-          }
-          return prev
+          if (desired === prev) return prev
+          if (monotonic && desired < prev) return prev
+          if (prev !== -1) onGrow()
+          p.choices[slot] = desired
+          return desired
         },
       }
       return encodeInstruction(s.instruction, ctx)

@@ -50,8 +50,8 @@ export interface EncodeContext {
   readonly evalContext: EvalContext
   readonly final: boolean
   /**
-   * Monotonic size choices: returns max(previous choice in this slot, desired). Growing only
-   * makes the multi-pass layout converge (NASM also never shrinks a jump it has grown).
+   * Records the size chosen in a slot this pass and returns the one to use: `desired`, or in
+   * late passes max(previous, desired) so that the layout converges.
    */
   choose(slot: number, desired: number): number
 }
