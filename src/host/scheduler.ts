@@ -227,6 +227,7 @@ export class Scheduler {
     this.running = thread
     this.clock.current = cpu
     this.dispatches++
+    this.tasks.recordCmdline(thread.task)
     for (const n of thread.notifiers) n.schedIn(cpu)
     Deferred.doneUnsafe(thread.grant, Effect.void)
   }

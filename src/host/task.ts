@@ -95,9 +95,26 @@ export class TaskTable {
     return this.tasks.get(pid)
   }
 
-  /** comm of a live task, for saved_cmdlines-style lookups. */
+  /**
+   * comm for a pid as ftrace resolves it: the live task's, else the saved_cmdlines cache, which
+   * remembers the last `savedCmdlinesSize` tasks that ran (so a trace read after QEMU exited
+   * still names its threads).
+   */
   commOf(pid: number): string | undefined {
-    return this.tasks.get(pid)?.comm
+    return this.tasks.get(pid)?.comm ?? this.savedCmdlines.get(pid)
+  }
+
+  /** saved_cmdlines_size (128 by default). */
+  savedCmdlinesSize = 128
+  private readonly savedCmdlines = new Map<number, string>()
+
+  /** tracing_record_cmdline: called when a task is switched in. */
+  recordCmdline(task: Task): void {
+    const cache = this.savedCmdlines
+    if (cache.get(task.pid) === task.comm) return
+    cache.delete(task.pid)
+    cache.set(task.pid, task.comm)
+    if (cache.size > this.savedCmdlinesSize) cache.delete(cache.keys().next().value!)
   }
 
   /** Threads of the process whose tgid is given, in creation order (/proc/<pid>/task). */

@@ -31,7 +31,9 @@ export interface HypercallCall {
   readonly args: readonly [bigint, bigint, bigint, bigint]
   /** The VM's vCPUs by id (kvm_get_vcpu_by_id). */
   vcpuById(id: number): HypercallVcpu | undefined
-  /** trace_printk from kvm_emulate_hypercall on the caller's thread and CPU; add the "\n". */
+  /** trace_printk(format, args...) from kvm_emulate_hypercall on the caller's thread and CPU (end formats with "\n"). */
+  printf(format: string, ...args: ReadonlyArray<number | bigint | string>): void
+  /** trace_printk of finished text ("%s" format); add the "\n". */
   printk(text: string): void
   /** VMREAD of the caller's VMCS (current on this CPU while the handler runs). */
   vmread(encoding: number): bigint
@@ -97,29 +99,30 @@ export const vcpuInfoHypercall = (nr: number): HypercallDefinition => ({
     const id = call.args[0]
     const target = id <= 0xffffffffn ? call.vcpuById(Number(id)) : undefined
     if (target === undefined) {
-      call.printk(`unknown cpu id: ${id}\n`)
+      call.printf("unknown cpu id: %lu\n", id)
       return -KvmHcError.EINVAL
     }
     const r = target.regs
-    call.printk(`vcpu id: ${target.id}\n`)
-    call.printk(`vcpu pid level: 0\n`)
-    call.printk(`pid: ${target.pid}\n`)
-    call.printk(
-      `regs: rax=${r.getReg(Reg.RAX)}, rbx=${r.getReg(Reg.RBX)}, rcx=${r.getReg(Reg.RCX)}, rdx=${r.getReg(Reg.RDX)}, ` +
-        `rsi=${r.getReg(Reg.RSI)}, rdi=${r.getReg(Reg.RDI)}, rsp=${r.getReg(Reg.RSP)}, rbp=${r.getReg(Reg.RBP)}\n`,
+    const g = (reg: number) => r.getReg(reg)
+    call.printf("vcpu id: %lu\n", BigInt(target.id))
+    call.printf("vcpu pid level: %d\n", 0)
+    call.printf("pid: %d\n", target.pid)
+    call.printf(
+      "regs: rax=%lu, rbx=%lu, rcx=%lu, rdx=%lu, rsi=%lu, rdi=%lu, rsp=%lu, rbp=%lu\n",
+      g(Reg.RAX), g(Reg.RBX), g(Reg.RCX), g(Reg.RDX), g(Reg.RSI), g(Reg.RDI), g(Reg.RSP), g(Reg.RBP),
     )
-    call.printk(
-      `regs: r8=${r.getReg(Reg.R8)}, r9=${r.getReg(Reg.R9)}, r10=${r.getReg(Reg.R10)}, r11=${r.getReg(Reg.R11)}, ` +
-        `r12=${r.getReg(Reg.R12)}, r13=${r.getReg(Reg.R13)}, r14=${r.getReg(Reg.R14)}, r15=${r.getReg(Reg.R15)}\n`,
+    call.printf(
+      "regs: r8=%lu, r9=%lu, r10=%lu, r11=%lu, r12=%lu, r13=%lu, r14=%lu, r15=%lu\n",
+      g(Reg.R8), g(Reg.R9), g(Reg.R10), g(Reg.R11), g(Reg.R12), g(Reg.R13), g(Reg.R14), g(Reg.R15),
     )
-    call.printk(`rip: 0x${r.ripValue.toString(16)}, rflags: 0x${r.rflags.toString(16)}\n`)
-    call.printk(`vm exits nums: ${target.stats.get("exits")}\n`)
+    call.printf("rip: 0x%lx, rflags: 0x%lx\n", r.ripValue, r.rflags)
+    call.printf("vm exits nums: %llu\n", BigInt(target.stats.get("exits")))
     const byReason: Array<string> = []
     const counts = target.stats.exitsByReason
     for (let reason = 0; reason < counts.length; reason++) {
       if (counts[reason]! > 0) byReason.push(`${exitReasonName(reason) ?? reason}=${counts[reason]}`)
     }
-    call.printk(`exits by reason: ${byReason.length === 0 ? "none" : byReason.join(" ")}\n`)
+    call.printf("exits by reason: %s\n", byReason.length === 0 ? "none" : byReason.join(" "))
     return 0
   },
 })

@@ -1,7 +1,8 @@
 // Where KVM's tracepoints and trace_printk go. The run loop calls these on the hot path with
 // plain numbers (64-bit values as unsigned 32-bit halves), and checks `on` first — the
-// tracepoint's static key — so a disabled event costs one typed-array read. The trace
-// subsystem's adapter (ftrace-sink.ts) writes binary records; NullTraceSink drops everything.
+// tracepoint's static key — so a disabled event costs one typed-array read. The indices follow
+// the trace subsystem's KVM_EVENT_NAMES, so its enable switches can serve as `on` directly.
+// FtraceSink (ftrace-sink.ts) writes binary ring-buffer records; NullTraceSink drops everything.
 
 /** Tracepoints KVM emits, as indices into `KvmTraceSink.on`. */
 export const KvmEvent = {
@@ -52,8 +53,8 @@ export interface KvmTraceSink {
   vcpuWakeup(cpu: number, pid: number, ns: number, waited: boolean, valid: boolean): void
   /** type: 0 unsatisfied-read, 1 read, 2 write (KVM_TRACE_MMIO_*). */
   mmio(cpu: number, pid: number, type: number, len: number, gpaLo: number, gpaHi: number, valLo: number, valHi: number): void
-  /** trace_printk from kernel function `fn`; `text` ends with "\n" as kernel formats do. */
-  printk(cpu: number, pid: number, fn: string, text: string): void
+  /** trace_printk(format, args...) from kernel function `fn`; formats end with "\n" as kernel ones do. */
+  printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void
 }
 
 /** Drops every event (tracing compiled out). */
@@ -71,5 +72,5 @@ export class NullTraceSink implements KvmTraceSink {
   userspaceExit(): void {}
   vcpuWakeup(): void {}
   mmio(): void {}
-  printk(): void {}
+  printf(): void {}
 }

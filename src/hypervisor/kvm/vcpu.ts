@@ -18,7 +18,9 @@ import type { SegmentName } from "./segments.ts"
 import { VcpuStats } from "./stats.ts"
 import type { KvmMsrEntry, KvmRegs, KvmRunExit, KvmSregs } from "./uapi.ts"
 import { CR0_GUEST_OWNED, CR4_GUEST_OWNED, vmreadOrThrow, vmwriteOrThrow } from "./vmcs-config.ts"
-import type { Vm } from "./vm.ts"
+import { fail, ok } from "./vm.ts"
+import type { Result, Vm } from "./vm.ts"
+import { Errno } from "../../host/errno.ts"
 
 const CR0_NE = 1n << 5n
 const CR0_PG = 1n << 31n
@@ -127,8 +129,90 @@ export class Vcpu implements HypercallVcpu {
 
   // ---------------------------------------------------------------- registers
 
-  getRegs(): KvmRegs {
-    this.load(this.ioctlCpu())
+  /** Checks done by every vCPU ioctl: a closed or dead VM answers EBADF / EIO. */
+  private usable(call: string): Result<void> {
+    if (this.vm.destroyed) return fail(call, Errno.EBADF, "the vCPU's VM was destroyed")
+    if (this.vm.dead) return fail(call, Errno.EIO, `the VM is dead after an internal error (${this.vm.deadReason})`)
+    return ok(undefined)
+  }
+
+  /** Runs an ioctl body after vcpu_load; a VMX failure inside marks the VM dead (KVM_BUG_ON) and answers EIO. */
+  private ioctl<T>(call: string, body: () => T): Result<T> {
+    const u = this.usable(call)
+    if (!u.ok) return u
+    try {
+      this.load(this.ioctlCpu())
+      return ok(body())
+    } catch (e) {
+      this.vm.bug(`${call}: ${(e as Error).message}`)
+      return fail(call, Errno.EIO, `internal error: ${(e as Error).message}`)
+    }
+  }
+
+  /** KVM_GET_REGS. */
+  getRegs(): Result<KvmRegs> {
+    return this.ioctl("KVM_GET_REGS", () => this.readRegs())
+  }
+
+  /** KVM_SET_REGS. */
+  setRegs(v: KvmRegs): Result<void> {
+    return this.ioctl("KVM_SET_REGS", () => this.writeRegs(v))
+  }
+
+  /** KVM_GET_SREGS. */
+  getSregs(): Result<KvmSregs> {
+    return this.ioctl("KVM_GET_SREGS", () => this.readSregs())
+  }
+
+  /** KVM_SET_SREGS. */
+  setSregs(v: KvmSregs): Result<void> {
+    return this.ioctl("KVM_SET_SREGS", () => this.writeSregs(v))
+  }
+
+  /** KVM_GET_MSRS: the entries read; stops at the first MSR KVM does not know, like the ioctl. */
+  getMsrs(indices: ReadonlyArray<number>): Result<Array<KvmMsrEntry>> {
+    return this.ioctl("KVM_GET_MSRS", () => {
+      const out: Array<KvmMsrEntry> = []
+      for (const index of indices) {
+        const data = this.readMsr(index)
+        if (data === undefined) break
+        out.push({ index, data })
+      }
+      return out
+    })
+  }
+
+  /** KVM_SET_MSRS: how many entries were written (stops at the first refused one). */
+  setMsrs(entries: ReadonlyArray<KvmMsrEntry>): Result<number> {
+    return this.ioctl("KVM_SET_MSRS", () => {
+      let n = 0
+      for (const e of entries) {
+        if (!this.writeMsr(e.index, BigInt.asUintN(64, e.data))) break
+        n++
+      }
+      return n
+    })
+  }
+
+  /** KVM_INTERRUPT: queues an external interrupt (vector 0..255) for injection. */
+  interrupt(vector: number): Result<void> {
+    const u = this.usable("KVM_INTERRUPT")
+    if (!u.ok) return u
+    if (!Number.isInteger(vector) || vector < 0 || vector > 255) return fail("KVM_INTERRUPT", Errno.EINVAL, `vector ${vector} is not 0..255`)
+    this.queueInterrupt(vector)
+    return ok(undefined)
+  }
+
+  /** KVM_SET_CPUID2. */
+  setCpuid(entries: ReadonlyArray<CpuidEntry>): Result<void> {
+    const u = this.usable("KVM_SET_CPUID2")
+    if (!u.ok) return u
+    if (entries.length > 80) return fail("KVM_SET_CPUID2", Errno.E2BIG, "at most 80 entries (KVM_MAX_CPUID_ENTRIES)")
+    this.cpuid = [...entries]
+    return ok(undefined)
+  }
+
+  readRegs(): KvmRegs {
     const r = this.regs
     const lp = this.lp
     return {
@@ -153,8 +237,7 @@ export class Vcpu implements HypercallVcpu {
     }
   }
 
-  setRegs(v: KvmRegs): void {
-    this.load(this.ioctlCpu())
+  writeRegs(v: KvmRegs): void {
     const r = this.regs
     const u = (x: bigint) => BigInt.asUintN(64, x)
     r.setReg(Reg.RAX, u(v.rax))
@@ -182,8 +265,7 @@ export class Vcpu implements HypercallVcpu {
     r.setRflags(u(v.rflags) | 2n)
   }
 
-  getSregs(): KvmSregs {
-    this.load(this.ioctlCpu())
+  readSregs(): KvmSregs {
     const lp = this.lp
     const seg = (name: SegmentName) => {
       const f = segmentFields[name]
@@ -215,8 +297,7 @@ export class Vcpu implements HypercallVcpu {
     }
   }
 
-  setSregs(s: KvmSregs): void {
-    this.load(this.ioctlCpu())
+  writeSregs(s: KvmSregs): void {
     const lp = this.lp
     for (const name of Object.keys(segmentFields) as Array<SegmentName>) {
       const f = segmentFields[name]
@@ -378,29 +459,6 @@ export class Vcpu implements HypercallVcpu {
       default:
         return false
     }
-  }
-
-  /** KVM_GET_MSRS: returns the entries read; stops at the first unknown MSR, like the ioctl. */
-  getMsrs(entries: ReadonlyArray<number>): Array<KvmMsrEntry> {
-    this.load(this.ioctlCpu())
-    const out: Array<KvmMsrEntry> = []
-    for (const index of entries) {
-      const data = this.readMsr(index)
-      if (data === undefined) break
-      out.push({ index, data })
-    }
-    return out
-  }
-
-  /** KVM_SET_MSRS: returns how many entries were written (stops at the first refused one). */
-  setMsrs(entries: ReadonlyArray<KvmMsrEntry>): number {
-    this.load(this.ioctlCpu())
-    let n = 0
-    for (const e of entries) {
-      if (!this.writeMsr(e.index, BigInt.asUintN(64, e.data))) break
-      n++
-    }
-    return n
   }
 
   // ---------------------------------------------------------------- events

@@ -96,24 +96,28 @@ describe("VM and vCPU ioctls", () => {
       const created = vm.createVcpu(me, 0)
       if (!created.ok) throw new Error(created.error.message)
       const vcpu = created.value
-      const reset = vcpu.getRegs()
+      const get = <T>(r: { ok: true; value: T } | { ok: false; error: { message: string } }): T => {
+        if (!r.ok) throw new Error(r.error.message)
+        return r.value
+      }
+      const reset = get(vcpu.getRegs())
       expect(reset.rip).toBe(0xfff0n)
       expect(reset.rflags).toBe(2n)
-      expect(vcpu.getSregs().cs.selector).toBe(0xf000)
-      expect(vcpu.getSregs().cr0).toBe(0x60000010n)
+      expect(get(vcpu.getSregs()).cs.selector).toBe(0xf000)
+      expect(get(vcpu.getSregs()).cr0).toBe(0x60000010n)
       const regs = { ...reset, rax: 0xffff_ffff_ffff_fffen, r15: 0x8000_0000_0000_0001n, rsp: 0x7fff_0000n, rip: 0xffff_ffff_8100_0000n, rflags: 0x246n }
       vcpu.setRegs(regs)
-      expect(vcpu.getRegs()).toEqual(regs)
-      const sregs = vcpu.getSregs()
+      expect(get(vcpu.getRegs())).toEqual(regs)
+      const sregs = get(vcpu.getSregs())
       const next = { ...sregs, cr0: 0x80050033n, cr4: 0x20n, efer: 0x500n, cr3: 0x1000n, cs: { ...sregs.cs, selector: 8, l: 1, db: 0, base: 0n } }
       vcpu.setSregs(next)
-      const back = vcpu.getSregs()
+      const back = get(vcpu.getSregs())
       expect(back.cr0).toBe(0x80050033n)
       expect(back.cr4).toBe(0x20n) // VMXE is forced on in hardware but hidden by the read shadow
       expect(back.efer & 0x500n).toBe(0x500n)
       expect(back.cs.l).toBe(1)
-      expect(vcpu.setMsrs([{ index: 0xc0000082, data: 0xffff_ffff_8160_0000n }, { index: 0x12345, data: 1n }])).toBe(1)
-      expect(vcpu.getMsrs([0xc0000082, 0x12345, 0x10])).toEqual([{ index: 0xc0000082, data: 0xffff_ffff_8160_0000n }])
+      expect(get(vcpu.setMsrs([{ index: 0xc0000082, data: 0xffff_ffff_8160_0000n }, { index: 0x12345, data: 1n }]))).toBe(1)
+      expect(get(vcpu.getMsrs([0xc0000082, 0x12345, 0x10]))).toEqual([{ index: 0xc0000082, data: 0xffff_ffff_8160_0000n }])
     })
   })
 })

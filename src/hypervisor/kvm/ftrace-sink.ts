@@ -1,0 +1,77 @@
+// KVM's tracepoints and trace_printk written into the trace subsystem's ring buffers. The enable
+// switches are the tracer's own (events/kvm/<name>/enable), so `on` costs nothing to keep in sync.
+// Contexts follow the kernel: kvm_entry runs with interrupts off (`d...`), kvm_exit too from
+// 5.10 on, but from the exit handler with interrupts on in 5.0 (`....`).
+
+import { IRQS_OFF_CONTEXT, TASK_CONTEXT } from "../../trace/context.ts"
+import { KVM_EVENT_NAMES } from "../../trace/kvm-events.ts"
+import { FormatError } from "../../trace/printf.ts"
+import type { TraceShape } from "../../trace/service.ts"
+import type { PrintkSite } from "../../trace/tracer.ts"
+import { KvmEvent } from "./trace-sink.ts"
+import type { KvmTraceSink } from "./trace-sink.ts"
+
+// The sink's event indices are the tracer's: checked once here rather than trusted.
+const names: ReadonlyArray<string> = KVM_EVENT_NAMES
+for (const [name, index] of Object.entries(KvmEvent)) {
+  if (index < names.length && names[index] !== `kvm_${name}`) throw new Error(`KvmEvent.${name} is not KVM_EVENT_NAMES[${index}]`)
+}
+
+export class FtraceSink implements KvmTraceSink {
+  readonly on: Uint8Array
+  private readonly exitContext: number
+  private readonly sites = new Map<string, PrintkSite>()
+
+  constructor(readonly trace: TraceShape) {
+    this.on = trace.tracer.eventEnabled
+    this.exitContext = trace.tracer.era === "D" ? IRQS_OFF_CONTEXT : TASK_CONTEXT
+  }
+
+  entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
+    this.trace.kvm.entry(cpu, pid, IRQS_OFF_CONTEXT, vcpuId, ripLo, ripHi)
+  }
+  exit(cpu: number, pid: number, vcpuId: number, reason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
+    this.trace.kvm.exit(cpu, pid, this.exitContext, vcpuId, reason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode)
+  }
+  hypercall(cpu: number, pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
+    this.trace.kvm.hypercall(cpu, pid, TASK_CONTEXT, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
+  }
+  pio(cpu: number, pid: number, rw: number, port: number, size: number, count: number, val: number): void {
+    this.trace.kvm.pio(cpu, pid, TASK_CONTEXT, rw === 1, port, size, count, val)
+  }
+  cpuid(cpu: number, pid: number, fn: number, index: number, rax: number, rbx: number, rcx: number, rdx: number, found: boolean, usedMaxBasic: boolean): void {
+    this.trace.kvm.cpuid(cpu, pid, TASK_CONTEXT, fn, index, rax, 0, rbx, 0, rcx, 0, rdx, 0, found, usedMaxBasic)
+  }
+  msr(cpu: number, pid: number, write: number, ecx: number, dataLo: number, dataHi: number, exception: boolean): void {
+    this.trace.kvm.msr(cpu, pid, TASK_CONTEXT, write === 1, ecx, dataLo, dataHi, exception)
+  }
+  cr(cpu: number, pid: number, rw: number, cr: number, valLo: number, valHi: number): void {
+    this.trace.kvm.cr(cpu, pid, TASK_CONTEXT, rw === 1, cr, valLo, valHi)
+  }
+  injException(cpu: number, pid: number, vector: number, hasError: boolean, errorCode: number, reinjected: boolean): void {
+    this.trace.kvm.injException(cpu, pid, TASK_CONTEXT, vector, hasError, errorCode, reinjected)
+  }
+  injVirq(cpu: number, pid: number, vector: number, soft: boolean, reinjected: boolean): void {
+    this.trace.kvm.injVirq(cpu, pid, TASK_CONTEXT, vector, soft, reinjected)
+  }
+  userspaceExit(cpu: number, pid: number, reason: number, errno: number): void {
+    this.trace.kvm.userspaceExit(cpu, pid, TASK_CONTEXT, reason, errno)
+  }
+  vcpuWakeup(cpu: number, pid: number, ns: number, waited: boolean, valid: boolean): void {
+    this.trace.kvm.vcpuWakeup(cpu, pid, TASK_CONTEXT, ns, waited, valid)
+  }
+  mmio(): void {
+    // kvm_mmio is not among the trace subsystem's events yet.
+  }
+  printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void {
+    const key = `${fn}\u0000${format}`
+    let site = this.sites.get(key)
+    if (site === undefined) {
+      const registered = this.trace.tracer.registerPrintk(fn, format)
+      if (registered instanceof FormatError) throw new Error(`trace_printk format ${JSON.stringify(format)}: ${registered.message}`)
+      site = registered
+      this.sites.set(key, site)
+    }
+    this.trace.tracer.printkValues(cpu, pid, TASK_CONTEXT, site, args)
+  }
+}

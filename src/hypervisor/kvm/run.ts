@@ -1,0 +1,288 @@
+// KVM_RUN (kvm_arch_vcpu_ioctl_run / vcpu_run / vcpu_enter_guest / vmx_handle_exit). The inner
+// loop is synchronous: inject pending events, program the preemption timer with what is left of
+// the thread's time slice, VMLAUNCH/VMRESUME with an instruction budget that ends at the next host
+// timer tick, dispatch the exit through the handler table. It leaves the loop only at scheduling
+// points — slice used up (cond_resched), HLT (the thread blocks), a signal, or an exit user space
+// must handle — where the Effect around it yields the CPU, blocks, or returns to the VMM.
+
+import { Effect } from "effect"
+import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
+import { PinControl, PrimaryControl } from "../../arch/vmx/control-bits.ts"
+import { Reg } from "../../guest/cpu/state.ts"
+import { engineOf } from "../../guest/run.ts"
+import { Errno } from "../../host/errno.ts"
+import type { Thread } from "../../host/scheduler.ts"
+import { VmxStatus } from "../vmx/outcome.ts"
+import { Cost } from "./costs.ts"
+import { kvmError } from "./errors.ts"
+import type { KvmError } from "./errors.ts"
+import { LOCAL_TIMER_VECTOR, Next, exitHandlerFor } from "./exits.ts"
+import { EXIT_REASON_SLOTS, VcpuStat } from "./stats.ts"
+import { KvmEvent } from "./trace-sink.ts"
+import { KvmExit } from "./uapi.ts"
+import { Pending } from "./vcpu.ts"
+import type { Vcpu } from "./vcpu.ts"
+
+const TWO32 = 4294967296
+
+/** Why the synchronous loop stopped. */
+const Stop = {
+  Userspace: 0,
+  Resched: 1,
+  Block: 2,
+  Dead: 3,
+  Signal: 4,
+} as const
+type Stop = (typeof Stop)[keyof typeof Stop]
+
+/**
+ * KVM_RUN on `thread` (which must be running: called from the vCPU thread's fiber). Succeeds with
+ * kvm_run.exit_reason (kvm_run is `vcpu.run`); fails with EIO for a dead VM, EINTR for a signal or
+ * immediate_exit, EBADF for a destroyed vCPU.
+ */
+export const kvmRun = (vcpu: Vcpu, thread: Thread): Effect.Effect<number, KvmError> =>
+  Effect.suspend(() => {
+    const call = "KVM_RUN"
+    const vm = vcpu.vm
+    if (vm.destroyed) return Effect.fail(kvmError(call, Errno.EBADF, "the vCPU's VM was destroyed"))
+    if (vm.dead) return Effect.fail(kvmError(call, Errno.EIO, `the VM is dead after an internal error (${vm.deadReason})`))
+    if (thread.cpu < 0) return Effect.die(new Error("KVM_RUN called from a thread that does not hold a CPU"))
+    if (vcpu.run.immediateExit) return userspaceError(vcpu, thread, Errno.EINTR, "immediate_exit was set")
+    // vcpu->pid follows the thread that runs the vCPU.
+    vcpu.pid = thread.task.pid
+    vcpu.thread = thread
+    const removeNotifier = thread.addNotifier({
+      schedIn: (cpu) => safeLoad(vcpu, cpu),
+      schedOut: () => {},
+    })
+    return Effect.gen(function* () {
+      safeLoad(vcpu, thread.cpu)
+      if (!vm.dead) completeUserspace(vcpu)
+      for (;;) {
+        const stop = innerLoop(vcpu, thread)
+        if (stop === Stop.Userspace) {
+          traceUserspaceExit(vcpu, thread, 0)
+          thread.charge(Cost.userspaceNs)
+          return vcpu.run.exitReason
+        }
+        if (stop === Stop.Resched) {
+          yield* thread.yieldCpu
+          continue
+        }
+        if (stop === Stop.Block) {
+          const since = thread.nowNs()
+          vcpu.halted = true
+          yield* thread.block
+          vcpu.halted = false
+          vcpu.kicked = false
+          // Woken: the wait shows up in the trace, the vCPU goes on after its HLT.
+          thread.charge(Cost.wakeupNs)
+          vcpu.stats.counters[VcpuStat.halt_wakeup]!++
+          const trace = vm.kvm.trace
+          if (trace.on[KvmEvent.vcpu_wakeup] === 1) trace.vcpuWakeup(thread.cpu, thread.task.pid, Math.max(0, thread.nowNs() - since), true, true)
+          continue
+        }
+        if (stop === Stop.Signal) {
+          thread.signalPending = false
+          vcpu.stats.counters[VcpuStat.signal_exits]!++
+          vcpu.run.exitReason = KvmExit.INTR
+          vcpu.run.exit = { reason: KvmExit.INTR }
+          return yield* userspaceError(vcpu, thread, Errno.EINTR, "a signal is pending for the vCPU thread")
+        }
+        return yield* userspaceError(vcpu, thread, Errno.EIO, `the VM is dead after an internal error (${vm.deadReason})`)
+      }
+    }).pipe(
+      Effect.ensuring(
+        Effect.sync(() => {
+          removeNotifier()
+          vcpu.thread = undefined
+        }),
+      ),
+    )
+  })
+
+const userspaceError = (vcpu: Vcpu, thread: Thread, errno: number, what: string): Effect.Effect<never, KvmError> =>
+  Effect.suspend(() => {
+    traceUserspaceExit(vcpu, thread, -errno)
+    return Effect.fail(kvmError("KVM_RUN", errno, what))
+  })
+
+const traceUserspaceExit = (vcpu: Vcpu, thread: Thread, errno: number): void => {
+  const trace = vcpu.vm.kvm.trace
+  if (trace.on[KvmEvent.userspace_exit] === 1 && thread.cpu >= 0) trace.userspaceExit(thread.cpu, thread.task.pid, vcpu.run.exitReason, errno)
+}
+
+/** vcpu_load that turns a failure (a KVM/VMX inconsistency) into a dead VM instead of a crash. */
+const safeLoad = (vcpu: Vcpu, cpu: number): void => {
+  if (vcpu.vm.dead) return
+  try {
+    vcpu.load(cpu)
+  } catch (e) {
+    vcpu.vm.bug(`vcpu_load of vCPU ${vcpu.id} on CPU ${cpu}: ${(e as Error).message}`)
+  }
+}
+
+/** What user space answered since the last exit: IN data into RAX, MMIO data for the replay. */
+const completeUserspace = (vcpu: Vcpu): void => {
+  const r = vcpu.regs
+  const data = vcpu.run.data
+  if (vcpu.pending === Pending.PioIn) {
+    const size = vcpu.pendingSize
+    let value = 0
+    for (let b = size - 1; b >= 0; b--) value = value * 256 + data[b]!
+    if (size === 4) {
+      r.lo[Reg.RAX] = value | 0
+      r.hi[Reg.RAX] = 0
+    } else {
+      const mask = size === 1 ? 0xff : 0xffff
+      r.lo[Reg.RAX] = (r.lo[Reg.RAX]! & ~mask) | value
+    }
+    const trace = vcpu.vm.kvm.trace
+    if (trace.on[KvmEvent.pio] === 1 && vcpu.thread !== undefined) trace.pio(vcpu.thread.cpu, vcpu.thread.task.pid, 0, vcpu.pendingGpa, size, 1, value >>> 0)
+  } else if (vcpu.pending === Pending.MmioRead) {
+    const engine = engineOf(r)
+    let lo = 0
+    let hi = 0
+    for (let b = Math.min(vcpu.pendingSize, 4) - 1; b >= 0; b--) lo = lo * 256 + data[b]!
+    for (let b = vcpu.pendingSize - 1; b >= 4; b--) hi = hi * 256 + data[b]!
+    engine.mmioReplayGpa = vcpu.pendingGpa
+    engine.mmioReplayLo = vcpu.mmioIsWrite ? 0 : lo | 0
+    engine.mmioReplayHi = vcpu.mmioIsWrite ? 0 : hi | 0
+    const trace = vcpu.vm.kvm.trace
+    if (!vcpu.mmioIsWrite && trace.on[KvmEvent.mmio] === 1 && vcpu.thread !== undefined) {
+      trace.mmio(vcpu.thread.cpu, vcpu.thread.task.pid, 1, vcpu.pendingSize, vcpu.pendingGpa % TWO32, Math.floor(vcpu.pendingGpa / TWO32), lo >>> 0, hi >>> 0)
+    }
+  }
+  vcpu.pending = Pending.None
+}
+
+/** Injects a queued exception or interrupt at the next entry, or asks for an interrupt window. */
+const injectEvents = (vcpu: Vcpu): void => {
+  const lp = vcpu.lp
+  const trace = vcpu.vm.kvm.trace
+  const pid = vcpu.thread!.task.pid
+  if (vcpu.pendingException >= 0) {
+    const vector = vcpu.pendingException
+    const hasError = vcpu.pendingExceptionError >= 0
+    lp.vmwriteLo(F.VM_ENTRY_INTR_INFO_FIELD, (0x80000000 | (3 << 8) | (hasError ? 0x800 : 0) | vector) >>> 0)
+    if (hasError) lp.vmwriteLo(F.VM_ENTRY_EXCEPTION_ERROR_CODE, vcpu.pendingExceptionError)
+    if (trace.on[KvmEvent.inj_exception] === 1) trace.injException(vcpu.loadedCpu, pid, vector, hasError, Math.max(0, vcpu.pendingExceptionError), vcpu.pendingExceptionReinjected)
+    vcpu.pendingException = -1
+    return
+  }
+  if (vcpu.pendingIrqs.length === 0) return
+  const interruptible = (vcpu.regs.getRflags32() & 0x200) !== 0 && (lp.vmreadLo(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0
+  if (interruptible) {
+    const vector = vcpu.pendingIrqs.shift()!
+    lp.vmwriteLo(F.VM_ENTRY_INTR_INFO_FIELD, (0x80000000 | vector) >>> 0)
+    vcpu.stats.counters[VcpuStat.irq_injections]!++
+    if (trace.on[KvmEvent.inj_virq] === 1) trace.injVirq(vcpu.loadedCpu, pid, vector, false, false)
+  } else {
+    const primary = lp.vmreadLo(F.CPU_BASED_VM_EXEC_CONTROL)
+    if ((primary & PrimaryControl.INTR_WINDOW_EXITING) === 0) lp.vmwriteLo(F.CPU_BASED_VM_EXEC_CONTROL, primary | PrimaryControl.INTR_WINDOW_EXITING)
+  }
+}
+
+/** An event that was being delivered when the exit happened goes back in the queue (vmx_complete_interrupts). */
+const requeueVectoring = (vcpu: Vcpu): void => {
+  const lp = vcpu.lp
+  const info = lp.vmreadLo(F.IDT_VECTORING_INFO_FIELD)
+  if ((info & 0x80000000) === 0) return
+  const vector = info & 0xff
+  const type = (info >>> 8) & 7
+  if (type === 3) vcpu.queueException(vector, (info & 0x800) !== 0 ? lp.vmreadLo(F.IDT_VECTORING_ERROR_CODE) : -1, true)
+  else if (type === 0) vcpu.pendingIrqs.unshift(vector)
+}
+
+const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
+  const vm = vcpu.vm
+  const kvm = vm.kvm
+  const clock = kvm.host.clock
+  const trace = kvm.trace
+  const regs = vcpu.regs
+  const stats = vcpu.stats
+  const counters = stats.counters
+  const byReason = stats.exitsByReason
+  const pid = thread.task.pid
+  for (;;) {
+    if (vm.dead) return Stop.Dead
+    if (thread.signalPending) return Stop.Signal
+    if (vcpu.yieldRequested) {
+      vcpu.yieldRequested = false
+      return Stop.Resched
+    }
+    if (thread.sliceExpired()) return Stop.Resched
+    const cpu = thread.cpu
+    const lp = kvm.lp(cpu)
+    if (lp.currentVmcs !== Number(vcpu.vmcs)) {
+      vm.bug(`vCPU ${vcpu.id}'s VMCS is not current on CPU ${cpu} at VM entry`)
+      return Stop.Dead
+    }
+    injectEvents(vcpu)
+    // Slice left → VMX-preemption timer (TSC = 1 tick per instruction, scaled by the MISC shift);
+    // host tick → the instruction budget, after which the timer interrupt arrives.
+    const now = clock.cpuNs[cpu]!
+    const ns = clock.nsPerInstruction
+    const sliceInstructions = Math.max(1, Math.floor((thread.sliceEndNs - now) / ns))
+    const tickInstructions = Math.max(1, Math.floor((clock.nextTickNs(cpu) - now) / ns))
+    if ((kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
+      lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.ceil(sliceInstructions / 2 ** lp.caps.preemptionTimerShift)))
+    }
+    if (trace.on[KvmEvent.entry] === 1) trace.entry(cpu, pid, vcpu.id, regs.rip % TWO32 >>> 0, hi32(regs.rip))
+    clock.cpuNs[cpu]! += Cost.entryNs
+    lp.core = regs
+    const retiredBefore = regs.instructionsRetired
+    let status = lp.currentLaunched ? lp.vmresume(tickInstructions) : lp.vmlaunch(tickInstructions)
+    if (status === VmxStatus.GuestRunning) {
+      // The budget ran to the host tick: the timer interrupt arrives, external-interrupt exiting
+      // turns it into a VM exit.
+      regs.requestInterrupt(LOCAL_TIMER_VECTOR)
+      status = lp.continueGuest(1)
+      if (status === VmxStatus.GuestRunning) {
+        vm.bug(`the host timer interrupt did not cause an exit on CPU ${cpu}`)
+        return Stop.Dead
+      }
+    }
+    clock.cpuNs[cpu]! += (regs.instructionsRetired - retiredBefore) * ns
+    if (status === VmxStatus.FailValid || status === VmxStatus.FailInvalid) {
+      // VMfail: KVM_EXIT_FAIL_ENTRY with the VM-instruction error (vmx_vcpu_run's "fail" path).
+      const error = status === VmxStatus.FailValid ? lp.vmreadLo(F.VM_INSTRUCTION_ERROR) : 0
+      vcpu.run.exitReason = KvmExit.FAIL_ENTRY
+      vcpu.run.exit = { reason: KvmExit.FAIL_ENTRY, hardwareEntryFailureReason: BigInt(error), cpu }
+      return Stop.Userspace
+    }
+    if (status !== VmxStatus.VmExit) {
+      vm.bug(`VM entry on CPU ${cpu} ended in ${JSON.stringify(lp.outcome(status))}`)
+      return Stop.Dead
+    }
+    clock.cpuNs[cpu]! += Cost.exitNs
+    const exitReason = lp.vmreadLo(F.VM_EXIT_REASON) >>> 0
+    const basic = exitReason & 0xffff
+    counters[VcpuStat.exits]!++
+    if (basic < EXIT_REASON_SLOTS) byReason[basic]!++
+    if (trace.on[KvmEvent.exit] === 1) {
+      const x = regs.exit
+      trace.exit(cpu, pid, vcpu.id, exitReason, regs.rip % TWO32 >>> 0, hi32(regs.rip), x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, lp.vmreadLo(F.VM_EXIT_INTR_INFO), lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE))
+    }
+    vcpu.run.ifFlag = (regs.getRflags32() & 0x200) !== 0
+    if ((exitReason & 0x80000000) !== 0) {
+      // A failed VM entry (invalid guest state, MSR loading, machine check): KVM_EXIT_FAIL_ENTRY.
+      vcpu.run.exitReason = KvmExit.FAIL_ENTRY
+      vcpu.run.exit = { reason: KvmExit.FAIL_ENTRY, hardwareEntryFailureReason: BigInt(exitReason), cpu }
+      return Stop.Userspace
+    }
+    requeueVectoring(vcpu)
+    let next: Next
+    try {
+      next = exitHandlerFor(basic)(vcpu, lp, basic)
+    } catch (e) {
+      // A KVM inconsistency while handling this VM's exit: this VM dies, the host goes on.
+      vm.bug(`exit handler for reason ${basic}: ${(e as Error).message}`)
+      return Stop.Dead
+    }
+    if (next === Next.Userspace) return Stop.Userspace
+    if (next === Next.Block) return Stop.Block
+  }
+}
+
+const hi32 = (v: number): number => Math.floor(v / TWO32) >>> 0
