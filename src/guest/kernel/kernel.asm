@@ -51,7 +51,8 @@ PD_LOW              equ 0x142000
 PDPT_DIRECT         equ 0x143000
 PD_DIRECT           equ 0x144000
 IDT_BASE            equ 0x145000
-TABLES_END          equ 0x146000
+PT_LOW              equ 0x146000            ; 4 KiB pages of the first 2 MiB (page 0 absent)
+TABLES_END          equ 0x147000
 KSTACKS_BASE        equ 0x180000            ; 8 KiB per CPU, up to MAX_CPUS
 KSTACK_SIZE         equ 0x2000
 PAGE_POOL_BASE      equ 0x200000            ; page tables for user mappings, user stack
@@ -207,8 +208,8 @@ check_boot_params:
         jmp panic_message
 
 ; ---------------------------------------------------------------------------------------
-; Page tables: 0-4 MiB identity (2 MiB pages, supervisor), the direct map of the first
-; GiB at DIRECT_MAP, and user pages added later by map_user_page.
+; Page tables: 0-4 MiB identity (supervisor; page 0 left out so NULL dereferences fault),
+; the direct map of the first GiB at DIRECT_MAP, and user pages added later by map_user_page.
 ; ---------------------------------------------------------------------------------------
 build_page_tables:
         mov rdi, KERNEL_PML4
@@ -223,10 +224,19 @@ build_page_tables:
         mov rdi, PDPT_LOW
         mov [rdi], rax
         mov rdi, PD_LOW
-        mov rax, 0x000000 | PTE_P | PTE_W | PTE_PS
+        mov rax, PT_LOW | PTE_P | PTE_W
         mov [rdi], rax
         mov rax, 0x200000 | PTE_P | PTE_W | PTE_PS
         mov [rdi + 8], rax
+        mov rdi, PT_LOW
+        mov rax, 0x1000 | PTE_P | PTE_W
+        mov ecx, 1
+.low_page:
+        mov [rdi + rcx * 8], rax
+        add rax, 0x1000
+        inc ecx
+        cmp ecx, 512
+        jb .low_page
         mov rdi, PDPT_DIRECT
         mov rax, PD_DIRECT | PTE_P | PTE_W
         mov [rdi], rax
