@@ -6,6 +6,7 @@ import { EntryControl, ExitControl } from "../../arch/vmx/control-bits.ts"
 import { MsrSlot, Seg, type CpuState } from "../../guest/cpu/state.ts"
 import type { EntryCheckState } from "./entry-check-engine.ts"
 import { fieldOrdinal } from "./vmcs-layout.ts"
+import { GuestWrites } from "./platform.ts"
 import type { VmcsView } from "./vmcs-view.ts"
 
 const TWO32 = 4294967296
@@ -90,17 +91,34 @@ export const loadGuestState = (view: VmcsView, cpu: CpuState): boolean => {
   return flush
 }
 
+/** Loads only the guest-state fields a VMWRITE changed (GuestWrites bits) since the last exit. */
+export const loadChangedGuestState = (view: VmcsView, cpu: CpuState, changed: number): void => {
+  if ((changed & GuestWrites.RIP) !== 0) cpu.rip = (view.hi(F.GUEST_RIP) | 0) * TWO32 + view.lo(F.GUEST_RIP)
+  if ((changed & GuestWrites.RSP) !== 0) {
+    cpu.lo[4] = view.lo(F.GUEST_RSP)
+    cpu.hi[4] = view.hi(F.GUEST_RSP)
+  }
+  if ((changed & GuestWrites.RFLAGS) !== 0) cpu.setRflags32(view.lo(F.GUEST_RFLAGS))
+  if ((changed & GuestWrites.INTERRUPTIBILITY) !== 0) cpu.setInterruptibility(view.lo(F.GUEST_INTERRUPTIBILITY_INFO))
+}
+
+// The VMCS and check state of the exit being saved (module-level: no closures per exit).
+let view: VmcsView
+let checks: EntryCheckState
+const put = (encoding: number, lo: number, hi: number): void => {
+  const a = view.setLo(encoding, lo)
+  const b = view.setHi(encoding, hi)
+  if (a || b) checks.fieldChanged(fieldOrdinal[encoding]!)
+}
+const put32 = (encoding: number, value: number): void => {
+  if (view.setLo(encoding, value)) checks.fieldChanged(fieldOrdinal[encoding]!)
+}
+
 /** Saves guest state into the VMCS at a VM exit. */
-export const saveGuestState = (view: VmcsView, cpu: CpuState, checks: EntryCheckState): void => {
+export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: EntryCheckState): void => {
+  view = target
+  checks = checkState
   const exit = view.lo(F.VM_EXIT_CONTROLS)
-  const put = (encoding: number, lo: number, hi: number): void => {
-    const a = view.setLo(encoding, lo)
-    const b = view.setHi(encoding, hi)
-    if (a || b) checks.fieldChanged(fieldOrdinal[encoding]!)
-  }
-  const put32 = (encoding: number, value: number): void => {
-    if (view.setLo(encoding, value)) checks.fieldChanged(fieldOrdinal[encoding]!)
-  }
   put(F.GUEST_CR0, cpu.cr0 >>> 0, 0)
   put(F.GUEST_CR3, cpu.cr3Lo >>> 0, cpu.cr3Hi >>> 0)
   put(F.GUEST_CR4, cpu.cr4 >>> 0, 0)

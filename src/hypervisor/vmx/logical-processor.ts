@@ -9,9 +9,10 @@ import { FieldType, fieldType } from "../../arch/vmx/vmcs-encoding.ts"
 import { VmxCapabilities } from "./capabilities.ts"
 import type { HostPage, HostPhysicalMemory } from "./host-memory.ts"
 import { VmxStatus, describeOutcome, type OutcomeSource, type VmxOutcome } from "./outcome.ts"
-import type { ActiveVmcs, VmxPlatform } from "./platform.ts"
+import { GuestWrites, type ActiveVmcs, type VmxPlatform } from "./platform.ts"
 import { Access, accessKind, byteOffset, fieldOrdinal, VMCS_LAUNCH_SESSION_OFFSET, VMCS_LAUNCH_STATE_OFFSET } from "./vmcs-layout.ts"
 import { VmcsView } from "./vmcs-view.ts"
+import { RootState } from "./root-state.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
 import type { CheckContext } from "./entry-check-rules.ts"
 import { checkInfo, explainFailure } from "./entry-check-engine.ts"
@@ -20,33 +21,25 @@ import { VmxIntercepts } from "./vmx-intercepts.ts"
 import { continueGuest, vmEntry } from "./transitions.ts"
 
 const NO_VMCS = -1
+
+const guestWriteBit = (encoding: number): number => {
+  switch (encoding & ~1) {
+    case F.GUEST_RIP:
+      return GuestWrites.RIP
+    case F.GUEST_RSP:
+      return GuestWrites.RSP
+    case F.GUEST_RFLAGS:
+      return GuestWrites.RFLAGS
+    case F.GUEST_INTERRUPTIBILITY_INFO:
+      return GuestWrites.INTERRUPTIBILITY
+    case F.VMX_PREEMPTION_TIMER_VALUE:
+      return 0 // read by the intercept policy at every entry
+    default:
+      return GuestWrites.OTHER
+  }
+}
 const ALL_ONES = 0xffff_ffff_ffff_ffffn
 const CR4_VMXE = 1n << 13n
-const EFER_LMA = 1n << 10n
-
-/** Host (root-mode) register state that VM exits load from the VMCS host-state area. */
-export class RootState {
-  cr0 = 0x8005_0033n // PE MP ET NE WP AM PG: a running 64-bit Linux
-  cr3 = 0x1_0000n
-  cr4 = 0x0036_06e0n // PAE MCE PGE OSFXSR OSXMMEXCPT PCIDE OSXSAVE SMEP SMAP; VMXE clear until KVM sets it
-  efer = 0xd01n // SCE LME LMA NXE
-  cpl = 0
-  /** Blocking by MOV SS in effect at the VMX instruction (VMLAUNCH/VMRESUME fail with error 26). */
-  movSsBlocking = false
-  rip = 0n
-  rsp = 0n
-  readonly selectors = { es: 0, cs: 0x10, ss: 0x18, ds: 0, fs: 0, gs: 0, tr: 0x40 }
-  fsBase = 0n
-  gsBase = 0n
-  trBase = 0n
-  gdtrBase = 0n
-  idtrBase = 0n
-  sysenterCs = 0
-  sysenterEsp = 0n
-  sysenterEip = 0n
-  pat = 0x0007_0406_0007_0406n
-  perfGlobalCtrl = 0n
-}
 
 export class LogicalProcessor implements OutcomeSource {
   readonly id: number
@@ -438,7 +431,12 @@ export class LogicalProcessor implements OutcomeSource {
       changed = this.view.setLo(encoding, lo)
       if (kind === Access.Bits64) changed = this.view.setHi(encoding, hi) || changed
     }
-    if (changed) current.checks.fieldChanged(fieldOrdinal[encoding]!)
+    if (changed) {
+      current.checks.fieldChanged(fieldOrdinal[encoding]!)
+      const type = fieldType(encoding)
+      if (type === FieldType.GuestState) current.guestWrites |= guestWriteBit(encoding)
+      else if (type === FieldType.Control) current.controlsWritten = true
+    }
     return VmxStatus.Succeed
   }
 
@@ -459,7 +457,7 @@ export class LogicalProcessor implements OutcomeSource {
   }
 
   /** @internal */ hostLongMode(): boolean {
-    return (this.root.efer & EFER_LMA) !== 0n
+    return this.root.longMode
   }
 
   /** @internal */ vmfail(error: number): VmxStatus {

@@ -3,11 +3,21 @@
 import { EntryCheckState } from "./entry-check-engine.ts"
 import type { HostPhysicalMemory } from "./host-memory.ts"
 
+/** Guest-state fields entry can reload one by one; anything else forces a full load. */
+export const GuestWrites = { RIP: 1, RSP: 2, RFLAGS: 4, INTERRUPTIBILITY: 8, OTHER: 16 } as const
+
 /** Bookkeeping for a VMCS while it is active: which processor holds it, incremental-check state. */
 export class ActiveVmcs {
   readonly address: number
   readonly ownerId: number
   readonly checks = new EntryCheckState()
+  /**
+   * What VMWRITEs touched since the last VM exit saved guest state (GuestWrites bits), so entry
+   * reloads only those into the register file the exit saved from. Starts as "everything".
+   */
+  guestWrites: number = GuestWrites.OTHER
+  /** A control field was written since the intercept policy was last configured from this VMCS. */
+  controlsWritten = true
 
   constructor(address: number, ownerId: number) {
     this.address = address

@@ -9,12 +9,17 @@ import { VmInstructionError as E } from "../../arch/vmx/instruction-errors.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
 import { injectEvent, runBatch, RunOutcome } from "./guest-core.ts"
 import { checkInfo, firstFailingCheck } from "./entry-check-engine.ts"
-import { loadGuestState, saveGuestState } from "./guest-state.ts"
+import { loadChangedGuestState, loadGuestState, saveGuestState } from "./guest-state.ts"
+import { GuestWrites, type ActiveVmcs } from "./platform.ts"
 import type { LogicalProcessor } from "./logical-processor.ts"
+import { RootReg } from "./root-state.ts"
 import { loadEntryMsrs, loadExitMsrs, storeExitMsrs } from "./msr-areas.ts"
 import { VmxStatus } from "./outcome.ts"
 
 const TWO32 = 4294967296
+
+/** Which VMCS's guest state a register file holds (set when entry loads it fully or exit saves it). */
+const savedBy = new WeakMap<CpuState, ActiveVmcs>()
 const address = (lp: LogicalProcessor, field: number): number => lp.view.hi(field) * TWO32 + lp.view.lo(field)
 
 export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): VmxStatus => {
@@ -42,7 +47,16 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
     throw new Error(`logical processor ${lp.id}: VM entry needs a guest register file; set lp.core before VMLAUNCH/VMRESUME`)
   }
   const view = lp.view
-  let flush = loadGuestState(view, core)
+  // The register file still holds what the last exit of this VMCS saved unless another VMCS ran
+  // on it since: then only the fields VMWRITE changed need loading.
+  let flush = false
+  if (savedBy.get(core) === current && (current.guestWrites & GuestWrites.OTHER) === 0) {
+    loadChangedGuestState(view, core, current.guestWrites)
+  } else {
+    flush = loadGuestState(view, core)
+    savedBy.set(core, current)
+  }
+  current.guestWrites = 0
   const msrCount = view.lo(F.VM_ENTRY_MSR_LOAD_COUNT)
   if (msrCount !== 0) {
     const failedEntryIndex = loadEntryMsrs(lp.memory, address(lp, F.VM_ENTRY_MSR_LOAD_ADDR), msrCount, lp.caps.maxMsrListEntries, core)
@@ -50,7 +64,14 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   }
   if (launch) lp.setLaunched()
   const intercepts = lp.intercepts
-  if (intercepts.configure(view, lp.caps.preemptionTimerShift, (lp.caps.eptVpidCap & 1n) !== 0n)) flush = true
+  if (current.controlsWritten || intercepts.configuredFrom !== current || intercepts.configuredCaps !== lp.caps) {
+    if (intercepts.configure(view, lp.caps.preemptionTimerShift, (lp.caps.eptVpidCap & 1n) !== 0n)) flush = true
+    intercepts.configuredFrom = current
+    intercepts.configuredCaps = lp.caps
+    current.controlsWritten = false
+  } else {
+    intercepts.reloadPreemptionTimer(view, lp.caps.preemptionTimerShift)
+  }
   if (flush || core.memory.generation !== lp.memoryGeneration) {
     core.flushTlb()
     lp.memoryGeneration = core.memory.generation
@@ -117,6 +138,8 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
     current.checks.fieldChanged(lp.ordinalOf(F.VM_ENTRY_INTR_INFO_FIELD))
   }
   saveGuestState(view, core, current.checks)
+  savedBy.set(core, current)
+  current.guestWrites = 0
   const exitControls = view.lo(F.VM_EXIT_CONTROLS)
   if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (view.lo(F.PIN_BASED_VM_EXEC_CONTROL) & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
     const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
@@ -151,36 +174,53 @@ const failedEntry = (lp: LogicalProcessor, reason: number, qualification: number
   return loadHostState(lp)
 }
 
+/** Host-state fields copied as 64-bit halves into the root state, by RootReg slot. */
+const HOST_WIDE: ReadonlyArray<readonly [number, number]> = [
+  [RootReg.CR0, F.HOST_CR0],
+  [RootReg.CR3, F.HOST_CR3],
+  [RootReg.CR4, F.HOST_CR4],
+  [RootReg.RIP, F.HOST_RIP],
+  [RootReg.RSP, F.HOST_RSP],
+  [RootReg.FS_BASE, F.HOST_FS_BASE],
+  [RootReg.GS_BASE, F.HOST_GS_BASE],
+  [RootReg.TR_BASE, F.HOST_TR_BASE],
+  [RootReg.GDTR_BASE, F.HOST_GDTR_BASE],
+  [RootReg.IDTR_BASE, F.HOST_IDTR_BASE],
+  [RootReg.SYSENTER_ESP, F.HOST_IA32_SYSENTER_ESP],
+  [RootReg.SYSENTER_EIP, F.HOST_IA32_SYSENTER_EIP],
+]
+
+const copyHost = (lp: LogicalProcessor, reg: number, field: number): void => {
+  lp.root.words[reg * 2] = lp.view.lo(field)
+  lp.root.words[reg * 2 + 1] = lp.view.hi(field)
+}
+
 /** Loads the host-state area into the root-mode state (27.5), then the VM-exit MSR-load list. */
 const loadHostState = (lp: LogicalProcessor): VmxStatus => {
   const view = lp.view
   const root = lp.root
   const exitControls = view.lo(F.VM_EXIT_CONTROLS)
-  const hostSize = (exitControls & ExitControl.HOST_ADDR_SPACE_SIZE) !== 0
-  root.cr0 = view.u64(F.HOST_CR0)
-  root.cr3 = view.u64(F.HOST_CR3)
-  root.cr4 = view.u64(F.HOST_CR4)
-  root.rip = view.u64(F.HOST_RIP)
-  root.rsp = view.u64(F.HOST_RSP)
-  root.selectors.es = view.lo(F.HOST_ES_SELECTOR)
-  root.selectors.cs = view.lo(F.HOST_CS_SELECTOR)
-  root.selectors.ss = view.lo(F.HOST_SS_SELECTOR)
-  root.selectors.ds = view.lo(F.HOST_DS_SELECTOR)
-  root.selectors.fs = view.lo(F.HOST_FS_SELECTOR)
-  root.selectors.gs = view.lo(F.HOST_GS_SELECTOR)
-  root.selectors.tr = view.lo(F.HOST_TR_SELECTOR)
-  root.fsBase = view.u64(F.HOST_FS_BASE)
-  root.gsBase = view.u64(F.HOST_GS_BASE)
-  root.trBase = view.u64(F.HOST_TR_BASE)
-  root.gdtrBase = view.u64(F.HOST_GDTR_BASE)
-  root.idtrBase = view.u64(F.HOST_IDTR_BASE)
+  for (let i = 0; i < HOST_WIDE.length; i++) {
+    const [reg, field] = HOST_WIDE[i]!
+    copyHost(lp, reg, field)
+  }
+  const selectors = root.selectors
+  selectors.es = view.lo(F.HOST_ES_SELECTOR)
+  selectors.cs = view.lo(F.HOST_CS_SELECTOR)
+  selectors.ss = view.lo(F.HOST_SS_SELECTOR)
+  selectors.ds = view.lo(F.HOST_DS_SELECTOR)
+  selectors.fs = view.lo(F.HOST_FS_SELECTOR)
+  selectors.gs = view.lo(F.HOST_GS_SELECTOR)
+  selectors.tr = view.lo(F.HOST_TR_SELECTOR)
   root.sysenterCs = view.lo(F.HOST_IA32_SYSENTER_CS)
-  root.sysenterEsp = view.u64(F.HOST_IA32_SYSENTER_ESP)
-  root.sysenterEip = view.u64(F.HOST_IA32_SYSENTER_EIP)
-  if ((exitControls & ExitControl.LOAD_IA32_EFER) !== 0) root.efer = view.u64(F.HOST_IA32_EFER)
-  else root.efer = hostSize ? root.efer | 0x500n : root.efer & ~0x500n
-  if ((exitControls & ExitControl.LOAD_IA32_PAT) !== 0) root.pat = view.u64(F.HOST_IA32_PAT)
-  if ((exitControls & ExitControl.LOAD_IA32_PERF_GLOBAL_CTRL) !== 0) root.perfGlobalCtrl = view.u64(F.HOST_IA32_PERF_GLOBAL_CTRL)
+  if ((exitControls & ExitControl.LOAD_IA32_EFER) !== 0) copyHost(lp, RootReg.EFER, F.HOST_IA32_EFER)
+  else {
+    // Without "load IA32_EFER", LMA and LME follow "host address-space size" (27.5.1).
+    const efer = root.words[RootReg.EFER * 2]!
+    root.words[RootReg.EFER * 2] = (exitControls & ExitControl.HOST_ADDR_SPACE_SIZE) !== 0 ? efer | 0x500 : efer & ~0x500
+  }
+  if ((exitControls & ExitControl.LOAD_IA32_PAT) !== 0) copyHost(lp, RootReg.PAT, F.HOST_IA32_PAT)
+  if ((exitControls & ExitControl.LOAD_IA32_PERF_GLOBAL_CTRL) !== 0) copyHost(lp, RootReg.PERF_GLOBAL_CTRL, F.HOST_IA32_PERF_GLOBAL_CTRL)
   const loadCount = view.lo(F.VM_EXIT_MSR_LOAD_COUNT)
   if (loadCount !== 0 && loadExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_LOAD_ADDR), loadCount, lp.hostMsrs) !== 0) {
     return vmxAbort(lp, 4)

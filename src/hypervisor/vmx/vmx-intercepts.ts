@@ -26,6 +26,9 @@ export class VmxIntercepts implements Intercepts {
   virtualNmis = false
   preemptionTimerRemaining = -1
   guestPhysical: GuestPhysicalTranslator | null = null
+  /** The VMCS bookkeeping and capabilities the policy was last configured from (skip unchanged re-reads). */
+  configuredFrom: object | null = null
+  configuredCaps: object | null = null
   /** Set while VM entry delivers an injected event: that delivery ignores the exception bitmap. */
   bypassExceptionBitmapOnce = false
 
@@ -116,6 +119,12 @@ export class VmxIntercepts implements Intercepts {
       this.guestPhysical = null
     }
     return flush
+  }
+
+  /** Re-arms the VMX-preemption timer from the VMCS (every entry reads it). */
+  reloadPreemptionTimer(view: VmcsView, preemptionShift: number): void {
+    this.preemptionTimerRemaining =
+      (this.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? (view.lo(F.VMX_PREEMPTION_TIMER_VALUE) >>> 0) * 2 ** preemptionShift : -1
   }
 
   exitsOnHlt(): boolean {

@@ -11,8 +11,8 @@ export const IDT_BASE = 0x3000n
 export const GDT_BASE = 0x4000n
 export const HANDLERS = 0x180000
 
-export const newGuestMemory = (code: ReadonlyArray<number> | Uint8Array): GuestMemory => {
-  const ram = new Uint8Array(4 * 1024 * 1024)
+export const newGuestMemory = (code: ReadonlyArray<number> | Uint8Array, bytes = 4 * 1024 * 1024): GuestMemory => {
+  const ram = new Uint8Array(bytes)
   const view = new DataView(ram.buffer)
   view.setUint32(0x1000, 0x2003, true) // PML4[0] -> PDPT, present + writable
   view.setUint32(0x2000, 0x83, true) // PDPT[0]: 1 GiB page at 0, present + writable + PS

@@ -7,9 +7,9 @@ import { describe, expect, it } from "vitest"
 import { VmcsField as F } from "../../../src/arch/vmx/vmcs-fields.ts"
 import { VmxStatus } from "../../../src/hypervisor/vmx/outcome.ts"
 import type { LogicalProcessor } from "../../../src/hypervisor/vmx/logical-processor.ts"
-import type { CpuState } from "../../../src/guest/cpu/state.ts"
 import { allocRegion, newHost, writeValidVmcs } from "./support.ts"
-import { newGuestCore } from "./guest-support.ts"
+import { CpuState } from "../../../src/guest/cpu/state.ts"
+import { newGuestMemory } from "./guest-support.ts"
 
 const LPS = 3
 const VMCSS = 3
@@ -328,6 +328,11 @@ const commands = [
   ),
 ]
 
+// The vCPUs' register files: VM entry loads all the state these guests use from the VMCS, so
+// they can be shared by every run (the guest only executes HLT in 2 MiB of memory).
+const sharedMemory = newGuestMemory(HLT, 2 * 1024 * 1024)
+const sharedCores = Array.from({ length: VMCSS }, () => new CpuState(sharedMemory))
+
 const setup = (): { model: Model; real: Real } => {
   const { lps } = newHost(LPS)
   const setupLp = lps[0]!
@@ -359,7 +364,7 @@ const setup = (): { model: Model; real: Real } => {
     })),
     sessions: 1 + LPS,
   }
-  const real: Real = { lps, vmcs, cores: vmcs.map(() => newGuestCore(HLT)), vmxonRegions, badRevision: allocRegion(setupLp, 0x7) }
+  const real: Real = { lps, vmcs, cores: sharedCores, vmxonRegions, badRevision: allocRegion(setupLp, 0x7) }
   return { model, real }
 }
 
