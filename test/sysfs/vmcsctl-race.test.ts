@@ -92,3 +92,65 @@ describe("vmcsctl: accesses raced against the VMCS free", () => {
     expect(refusedAfterFree).toBeGreaterThan(RUNS / 10)
   }, 120_000)
 })
+
+describe("vmcsctl: accesses raced against rmmod", () => {
+  it("rmmod waits for show/store in flight; later accesses and earlier handles get ENODEV (2,000 schedules)", async () => {
+    const rig = makeRig(1)
+    rig.vmxon(0)
+    const vmcs = rig.allocVmcs(777)
+    const sysfs = makeSysfs()
+    const fs = sysfs.fs
+    const modules = new ModuleRegistry()
+    let state: VmcsctlDirectory | undefined
+    const module = vmcsctlModule({ sysfs, cpus: rig.cpus, events: rig.events, dependsOn: [] }, (s) => (state = s))
+    let completedBeforeRemoval = 0
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), fc.integer({ min: 1, max: 5 }), async (s, count) => {
+        await Effect.runPromise(modules.insmod(module))
+        let unlinked = false
+        const ranAfterUnlink: Array<boolean> = []
+        state!.setExecutor(<A,>(work: () => A) =>
+          Effect.promise(() => s.schedule(Promise.resolve(), "on owning CPU")).pipe(
+            Effect.map(() => {
+              ranAfterUnlink.push(unlinked)
+              return work()
+            }),
+          ),
+        )
+        const path = "/sys/kernel/vmcsctl/vmcs777/GUEST_RSP"
+        const fds = Array.from({ length: count }, () => fs.open(path))
+        let order = 0
+        const reads = fds.map((fd) =>
+          Effect.runPromise(
+            Effect.match(Effect.suspend(() => (fs.seek(fd, 0), sysfs.read(fd))), {
+              onFailure: (e) => ({ value: undefined as string | undefined, errno: e.errno, at: order++ }),
+              onSuccess: (value) => ({ value, errno: 0, at: order++ }),
+            }),
+          ),
+        )
+        const removal = s.schedule(Promise.resolve(), "rmmod").then(async () => {
+          await Effect.runPromise(modules.rmmod("vmcsctl"))
+          unlinked = true
+          return order++
+        })
+        const [removedAt, ...results] = await s.waitFor(Promise.all([removal, ...reads]))
+        expect(ranAfterUnlink.every((after) => !after)).toBe(true)
+        for (const r of results) {
+          if (r.value !== undefined) {
+            expect(r.value).toBe("0\n")
+            expect(r.at).toBeLessThan(removedAt!)
+            completedBeforeRemoval++
+          } else expect(r.errno).toBe(ENODEV)
+        }
+        for (const fd of fds) {
+          expect(fs.pread(fd, 0)).toBe(-ENODEV)
+          fs.close(fd)
+        }
+        expect(fs.ls("/sys/kernel/vmcsctl")).toBe(-ENOENT)
+      }),
+      { numRuns: 2000 },
+    )
+    expect(completedBeforeRemoval).toBeGreaterThan(100)
+    rig.freeVmcs(vmcs)
+  }, 120_000)
+})

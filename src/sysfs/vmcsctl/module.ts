@@ -70,6 +70,12 @@ export class VmcsctlDirectory {
     for (let n = 2; ; n++) if (!this.kset.dir.children.has(`${base}-${n}`)) return `${base}-${n}`
   }
 
+  /** Sets where show/store run for existing and future VMCS directories. */
+  setExecutor(executor: Executor | undefined): void {
+    this.executor = executor
+    for (const kobject of this.byAddress.values()) kobject.activity.executor = executor
+  }
+
   /** The alloc hook: makes the VMCS's directory (once per VMCS). */
   add(vmcs: VmcsInfo): void {
     if (this.byAddress.has(vmcs.address)) return
