@@ -345,49 +345,75 @@ const handleVmcall: ExitHandler = (vcpu, lp) => {
   return Next.Enter
 }
 
-/** The HypercallCall a handler receives (built only when a handler runs). */
-const hypercallCall = (vcpu: Vcpu, lp: LogicalProcessor, longMode: boolean): HypercallCall => {
-  const r = vcpu.regs
-  const arg = (reg: number) => (longMode ? r.getReg(reg) : BigInt(r.lo[reg]! >>> 0))
-  const kvm = vcpu.vm.kvm
-  const vm = vcpu.vm
-  return {
-    caller: vcpu,
-    nr: arg(Reg.RAX),
-    args: [arg(Reg.RBX), arg(Reg.RCX), arg(Reg.RDX), arg(Reg.RSI)],
-    vcpuById: (id: number): HypercallVcpu | undefined => vm.vcpuById(id),
-    printf: (format: string, ...args: ReadonlyArray<number | bigint | string>) => {
-      kvm.trace.printf(cpuOf(vcpu), pidOf(vcpu), "kvm_emulate_hypercall", format, args)
-      vcpu.thread?.charge(Cost.traceNs)
-    },
-    printk: (text: string) => {
-      kvm.trace.printf(cpuOf(vcpu), pidOf(vcpu), "kvm_emulate_hypercall", "%s", [text])
-      vcpu.thread?.charge(Cost.traceNs)
-    },
-    vmread: (encoding: number) => {
-      lp.vmread(encoding)
-      return lp.value
-    },
-    vmwrite: (encoding: number, value: bigint) => {
-      const status = lp.vmwrite(encoding, value)
-      return status === 0 ? 0 : lp.lastError || -1
-    },
-    kick: (id: number) => {
-      const target = vm.vcpuById(id)
-      if (target === undefined) return false
-      target.kick()
-      return true
-    },
-    sendInterrupt: (id: number, vector: number) => {
-      const target = vm.vcpuById(id)
-      if (target === undefined) return false
-      target.queueInterrupt(vector)
-      return true
-    },
-    yieldSlice: () => {
-      vcpu.yieldRequested = true
-    },
+/**
+ * The HypercallCall handlers receive: one per vCPU, reused for every call (the hot VMCALL path
+ * allocates nothing unless a handler asks for bigint arguments).
+ */
+class HypercallContext implements HypercallCall {
+  longMode = true
+  constructor(
+    readonly caller: Vcpu,
+    private readonly lp: () => LogicalProcessor,
+  ) {}
+
+  private arg(reg: number): bigint {
+    const r = this.caller.regs
+    return this.longMode ? r.getReg(reg) : BigInt(r.lo[reg]! >>> 0)
   }
+  get nr(): bigint {
+    return this.arg(Reg.RAX)
+  }
+  get args(): readonly [bigint, bigint, bigint, bigint] {
+    return [this.arg(Reg.RBX), this.arg(Reg.RCX), this.arg(Reg.RDX), this.arg(Reg.RSI)]
+  }
+  vcpuById(id: number): HypercallVcpu | undefined {
+    return this.caller.vm.vcpuById(id)
+  }
+  printf(format: string, ...args: ReadonlyArray<number | bigint | string>): void {
+    const vcpu = this.caller
+    vcpu.vm.kvm.trace.printf(cpuOf(vcpu), pidOf(vcpu), "kvm_emulate_hypercall", format, args)
+    vcpu.thread?.charge(Cost.traceNs)
+  }
+  printk(text: string): void {
+    this.printf("%s", text)
+  }
+  vmread(encoding: number): bigint {
+    const lp = this.lp()
+    lp.vmread(encoding)
+    return lp.value
+  }
+  vmwrite(encoding: number, value: bigint): number {
+    const lp = this.lp()
+    const status = lp.vmwrite(encoding, value)
+    return status === 0 ? 0 : lp.lastError || -1
+  }
+  kick(id: number): boolean {
+    const target = this.caller.vm.vcpuById(id)
+    if (target === undefined) return false
+    target.kick()
+    return true
+  }
+  sendInterrupt(id: number, vector: number): boolean {
+    const target = this.caller.vm.vcpuById(id)
+    if (target === undefined) return false
+    target.queueInterrupt(vector)
+    return true
+  }
+  yieldSlice(): void {
+    this.caller.yieldRequested = true
+  }
+}
+
+const contexts = new WeakMap<Vcpu, HypercallContext>()
+
+const hypercallCall = (vcpu: Vcpu, _lp: LogicalProcessor, longMode: boolean): HypercallCall => {
+  let context = contexts.get(vcpu)
+  if (context === undefined) {
+    context = new HypercallContext(vcpu, () => vcpu.lp)
+    contexts.set(vcpu, context)
+  }
+  context.longMode = longMode
+  return context
 }
 
 const handleUnexpected: ExitHandler = (vcpu, _lp, reason) => internalError(vcpu, KvmInternalError.UNEXPECTED_EXIT_REASON, [BigInt(reason)])

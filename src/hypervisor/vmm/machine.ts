@@ -230,18 +230,27 @@ export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok
 
 /** Creates, runs to the end, and closes one machine on the host's scheduler. */
 export const runMachine = (kvm: Kvm, host: HostKernelShape, options: MachineOptions): Effect.Effect<Machine, KvmError> =>
+  Effect.map(runMachines(kvm, host, [options]), (machines) => machines[0]!)
+
+/** Runs several machines side by side on the host's scheduler (they compete for its CPUs); closes each. */
+export const runMachines = (kvm: Kvm, host: HostKernelShape, all: ReadonlyArray<MachineOptions>): Effect.Effect<Array<Machine>, KvmError> =>
   Effect.gen(function* () {
-    const created = Machine.create(kvm, host, options)
-    if (!created.ok) return yield* Effect.fail(created.error)
-    const machine = created.value
-    yield* machine.start()
-    const allExited = () => machine.threads.every((t) => t.task.state === "exited")
-    yield* host.scheduler.run({ until: () => machine.finished && allExited() })
+    const machines: Array<Machine> = []
+    for (const options of all) {
+      const created = Machine.create(kvm, host, options)
+      if (!created.ok) {
+        for (const m of machines) m.close()
+        return yield* Effect.fail(created.error)
+      }
+      machines.push(created.value)
+    }
+    for (const m of machines) yield* m.start()
+    const allExited = () => machines.every((m) => m.threads.every((t) => t.task.state === "exited"))
+    yield* host.scheduler.run({ until: () => machines.every((m) => m.finished) && allExited() })
     if (!allExited()) {
-      // Every vCPU is blocked in HLT with nothing left to wake it: stop them.
-      machine.finish({ kind: "error", message: "every vCPU is halted with interrupts enabled and nothing can wake it" })
+      for (const m of machines) if (!m.finished) m.finish({ kind: "error", message: "every vCPU is halted with interrupts enabled and nothing can wake it" })
       yield* host.scheduler.run({ until: allExited })
     }
-    machine.close()
-    return machine
+    for (const m of machines) m.close()
+    return machines
   })
