@@ -201,7 +201,7 @@ const checkImmediate = (v: bigint, bytes: number, signed: "signed" | "unsigned" 
   if (bits === 64) return
   const ok = signed === "signed" || signed === "sign-extended" ? fitsSigned(v, bits) : signed === "unsigned" ? v >= 0n && v < 1n << BigInt(bits) : fitsEither(v, bits)
   if (!ok) {
-    const what = signed === "sign-extended" ? `a signed ${bits}-bit value (it is sign-extended to 64 bits)` : `a ${bits}-bit value`
+    const what = signed === "sign-extended" ? `a signed ${bits}-bit value (it is sign-extended to 64 bits)` : `a${bits === 8 ? "n" : ""} ${bits}-bit value`
     fail(`immediate ${hex(v)} does not fit in ${bits} bits`, what, column)
   }
 }

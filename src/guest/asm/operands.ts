@@ -76,6 +76,10 @@ export const parseOperand = (ts: TokenStream, defaultRel: boolean): Operand => {
   if (ts.isOp("[")) return parseMemory(ts, size, undefined, defaultRel, column)
   if (first.kind === "ident") {
     const reg = registerNamed(first.text)
+    if (reg !== undefined && reg.cls !== "rip" && !ts.isOp(",", 1) && ts.peek(1).kind !== "end" && !ts.isOp(":", 1) && ts.peek(1).kind !== "op") {
+      const t = ts.peek(1)
+      fail(`expected \`,\` after register \`${first.text}\`, found ${describe(t)}`, "`,` between operands", t.column, t.text)
+    }
     if (reg !== undefined && (ts.isOp(",", 1) || ts.peek(1).kind === "end")) {
       ts.next()
       if (reg.cls === "rip") fail("`rip` is not a register in NASM syntax", "[rel label] for RIP-relative addressing", first.column, first.text)
@@ -170,6 +174,7 @@ const parseMemory = (ts: TokenStream, size: number, segOutside: Register | undef
   if (index !== undefined && index.num === 4 && index.cls !== undefined && index.name.endsWith("sp")) {
     if (scale !== 1n || base === undefined) fail(`\`${index.name}\` cannot be an index register`, "rsp/esp only as a base register", column, index.name)
     ;[base, index] = [index, base]
+    if (index?.num === 4 && index.name.endsWith("sp")) fail(`\`${index.name}\` cannot be an index register`, "rsp/esp only as a base register", column, index.name)
   }
   const addr32 = merged.length > 0 && merged[0]!.reg.cls === "r32"
   if (rel && merged.length > 0) fail("`rel` cannot be used with base or index registers", "[rel label] with no registers", column, "rel")

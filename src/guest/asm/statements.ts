@@ -26,7 +26,7 @@ export interface ParseState {
 
 const dataUnits: Readonly<Record<string, 1 | 2 | 4 | 8>> = { db: 1, dw: 2, dd: 4, dq: 8 }
 const reserveUnits: Readonly<Record<string, number>> = { resb: 1, resw: 2, resd: 4, resq: 8, rest: 10, reso: 16, resy: 32 }
-const prefixWords = new Set(["lock", "rep", "repe", "repz", "repne", "repnz", "o16", "o32", "o64", "a64"])
+const prefixWords = new Set(["lock", "rep", "repe", "repz", "repne", "repnz", "o16", "o32", "o64", "a16", "a32", "a64"])
 const directiveWords = new Set(["bits", "use64", "org", "section", "segment", "default", "global", "extern", "common", "cpu", "align", "alignb", "equ", "times", "incbin", "static", "absolute", "dt", "do", "dy", "float"])
 
 const isKeyword = (w: string): boolean => {
