@@ -237,6 +237,7 @@ export class LogicalProcessor implements OutcomeSource {
 
   /** The common prologue of VMCS-pointer instructions: #UD outside VMX operation, #GP at CPL > 0. */
   private prologue(): VmxStatus | -1 {
+    if (this.shutdown) return this.refuse(`logical processor ${this.id} is shut down after a VMX abort (SDM 27.7); only a reset recovers`)
     if (!this.vmxOperation) return VmxStatus.InvalidOpcode
     if (this.nonRoot) {
       return this.refuse(`logical processor ${this.id} is in VMX non-root operation: the host cannot execute VMX instructions until the guest exits`)
@@ -256,6 +257,7 @@ export class LogicalProcessor implements OutcomeSource {
   // ---------------------------------------------------------------- VMXON / VMXOFF
 
   vmxon(address: bigint): VmxStatus {
+    if (this.shutdown) return this.refuse(`logical processor ${this.id} is shut down after a VMX abort (SDM 27.7)`)
     if ((this.root.cr4 & CR4_VMXE) === 0n || (this.root.cr0 & 1n) === 0n) return VmxStatus.InvalidOpcode
     if (!this.vmxOperation) {
       const fc = this.featureControl

@@ -397,3 +397,36 @@ describe("VM exits and entries round trip guest state", () => {
     expect(run.read(F.GUEST_SYSENTER_ESP)).toBe(0x1234n)
   })
 })
+
+describe("activity state and VMX abort", () => {
+  it("entry with GUEST_ACTIVITY_STATE = HLT leaves the guest waiting; an injected interrupt wakes it", () => {
+    const waiting = vm("mov eax, 1\nhlt", (lp) => {
+      lp.vmwrite(F.GUEST_ACTIVITY_STATE, 1n)
+      clear(lp, F.CPU_BASED_VM_EXEC_CONTROL, PrimaryControl.HLT_EXITING)
+    })
+    expect(waiting.status).toBe(VmxStatus.GuestRunning)
+    expect(waiting.lp.guestHalted).toBe(true)
+    expect(waiting.core.getReg(0)).toBe(0n) // not one instruction ran
+    const woken = vm("mov eax, 1\nhlt", (lp) => {
+      lp.vmwrite(F.GUEST_ACTIVITY_STATE, 1n)
+      lp.vmwrite(F.VM_ENTRY_INTR_INFO_FIELD, BigInt(0x8000_0000 | (3 << 8) | 6)) // inject #UD
+    })
+    reachedHlt(woken)
+    expect(woken.core.getReg(0)).toBe(6n) // the #UD handler ran, then its HLT exited
+  })
+  it("a failing VM-exit MSR-load entry is a VMX abort: indicator 4 in the region, processor shut down", () => {
+    let vmcs = 0n
+    const run = vm("hlt", (lp) => {
+      const area = lp.memory.allocPage()!
+      lp.memory.write32(Number(area), 0xc000_0100) // IA32_FS_BASE cannot be loaded from the list
+      lp.vmwrite(F.VM_EXIT_MSR_LOAD_ADDR, area)
+      lp.vmwrite(F.VM_EXIT_MSR_LOAD_COUNT, 1n)
+      vmcs = BigInt(lp.currentVmcs)
+    })
+    expect(run.status).toBe(VmxStatus.Refused)
+    expect(run.lp.shutdown).toBe(true)
+    expect(run.lp.memory.read32(Number(vmcs) + 4)).toBe(4)
+    expect(run.lp.vmread(F.GUEST_RIP)).toBe(VmxStatus.Refused)
+    expect(run.lp.refusal).toContain("VMX abort")
+  })
+})
