@@ -26,7 +26,8 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   const early = lp.vmxPrologue()
   if (early !== -1) return early
   const current = lp.current
-  if (current === null) return VmxStatus.FailInvalid
+  // A shadow VMCS (region bit 31) can be read and written but never entered (SDM 30.3).
+  if (current === null || lp.view.page.words[0]! >>> 31 === 1) return VmxStatus.FailInvalid
   if (lp.root.movSsBlocking) return lp.vmfail(E.ENTRY_EVENTS_BLOCKED_BY_MOV_SS)
   const launched = lp.currentLaunched
   if (launch && launched) return lp.vmfail(E.VMLAUNCH_NONCLEAR_VMCS)

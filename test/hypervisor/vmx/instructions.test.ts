@@ -143,6 +143,14 @@ describe("INVEPT / INVVPID", () => {
 })
 
 describe("VMLAUNCH / VMRESUME before the checks", () => {
+  it("a shadow VMCS (revision bit 31) loads, reads and writes, but VMLAUNCH gives VMfailInvalid", () => {
+    const { lp } = newHost()
+    enterVmx(lp)
+    const shadow = allocRegion(lp, (lp.caps.revisionId | 0x8000_0000) >>> 0)
+    expect(lp.vmptrld(shadow)).toBe(VmxStatus.Succeed) // VMCS shadowing is supported on this CPU
+    expect(lp.vmwrite(F.GUEST_RIP, 0x1234n)).toBe(VmxStatus.Succeed)
+    expect(lp.vmlaunch()).toBe(VmxStatus.FailInvalid)
+  })
   it("VMfailInvalid without a current VMCS; error 5 for VMRESUME of a clear VMCS; error 26 under MOV-SS blocking", () => {
     const { lp } = newHost()
     enterVmx(lp)
