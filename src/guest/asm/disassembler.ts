@@ -315,7 +315,8 @@ const shared = new DecodedInstruction()
 export const disassembleOne = (bytes: Uint8Array, offset: number, address: bigint, syntax: Syntax = "intel", symbols?: ReadonlyMap<bigint, string>): { length: number; text: string; valid: boolean } => {
   const d = shared
   decodeInstruction(bytes, offset, bytes.length - offset, d)
-  if (!d.valid) {
+  // Truncated: the buffer ends inside the instruction (the decoder may still name it).
+  if (!d.valid || d.truncated || d.tooLong) {
     const b = bytes[offset] ?? 0
     return { length: 1, text: syntax === "intel" ? `db 0x${b.toString(16).padStart(2, "0")}` : `.byte 0x${b.toString(16).padStart(2, "0")}`, valid: false }
   }
