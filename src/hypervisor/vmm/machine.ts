@@ -34,6 +34,11 @@ export interface MachineOptions {
   readonly registers?: Partial<KvmRegs>
   /** Replaces bare-mode setup for a vCPU (a guest kernel's own boot protocol); a string is an error. */
   readonly configureVcpu?: (vcpu: Vcpu, index: number, machine: Machine) => string | undefined | void
+  /**
+   * Start with the VM paused, like QEMU's -S: the vCPU threads create and set up their vCPUs and
+   * then wait until `resume()` (QEMU's "cont").
+   */
+  readonly startPaused?: boolean
   /** Called for every byte the guest writes to the serial port or port 0xE9. */
   readonly onConsole?: (byte: number) => void
 }
@@ -60,6 +65,8 @@ export class Machine {
   end: MachineEnd = { kind: "running" }
   private running = 0
   closed = false
+  /** Paused (QEMU -S / "stop"): vCPU threads wait before their next KVM_RUN. */
+  paused: boolean
 
   private constructor(
     readonly kvm: Kvm,
@@ -69,6 +76,7 @@ export class Machine {
     readonly options: MachineOptions,
   ) {
     this.memory = new Uint8Array(options.memoryBytes ?? 16 << 20)
+    this.paused = options.startPaused === true
     const out = (sink: Array<number>) => (b: number) => {
       sink.push(b)
       options.onConsole?.(b)
@@ -141,6 +149,12 @@ export class Machine {
     })
   }
 
+  /** QEMU's "cont": paused vCPU threads go on. */
+  resume(): void {
+    this.paused = false
+    for (const t of this.threads) this.host.scheduler.wake(t)
+  }
+
   /** Ends the machine: every vCPU thread leaves KVM_RUN (a signal, as QEMU's SIG_IPI) and exits. */
   finish(end: MachineEnd): void {
     if (this.end.kind === "running") this.end = end
@@ -176,6 +190,7 @@ export class Machine {
         return
       }
       for (;;) {
+        while (self.paused && !self.finished) yield* thread.block
         if (self.finished) break
         const result = yield* Effect.result(kvmRun(vcpu, thread))
         if (result._tag === "Failure") {

@@ -1,0 +1,93 @@
+// exit.hypercall: ../shared/bench/hypercall.asm (VMCALL with RAX = 11, the VCPU_INFO number of
+// linux-5.0) through the whole KVM module — VM exit, the exit-handler table, kvm_emulate_hypercall,
+// the VCPU_INFO handler (an unknown id: one trace_printk line, -KVM_EINVAL), RIP advance, VM
+// entry — in nanoseconds per round trip. Two figures:
+//   exit.hypercall         tracing off; calibration: one guest instruction of ../shared/bench/loop.asm
+//                          run in a bare VM in the same process (goal: ratio <= 30)
+//   exit.hypercall.traced  kvm_entry, kvm_exit, kvm_hypercall enabled and the trace_printk recorded;
+//                          calibration: the untraced round trip (goal: ratio <= 1.3)
+// Each figure is the difference of two runs with different counts, so VM setup cancels out.
+import { readFileSync } from "node:fs"
+import { Effect } from "effect"
+import type { Benchmark, BenchResult, Figure } from "./harness.ts"
+import { result, verify } from "./harness.ts"
+import { assemble } from "../src/guest/asm/index.ts"
+import { Reg } from "../src/guest/cpu/state.ts"
+import { runMachine } from "../src/hypervisor/vmm/machine.ts"
+import { bootHost } from "../src/hypervisor/vmm/system.ts"
+
+const shared = (name: string): string => readFileSync(new URL(`../../shared/bench/${name}`, import.meta.url), "utf8")
+const hypercallImage = assemble(shared("hypercall.asm")).bytes
+const loopImage = assemble(shared("loop.asm")).bytes
+
+/** Wall-clock ms of one bare run of `image` with RDI = count; checks the outcome. */
+const timedRun = (image: Uint8Array, count: number, traced: boolean, check: (rax: bigint, hypercalls: number) => void): Promise<number> =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const sim = yield* bootHost({ events: traced ? ["kvm_entry", "kvm_exit", "kvm_hypercall"] : [] })
+        sim.trace.tracer.tracingOn = traced
+        const start = performance.now()
+        const m = yield* runMachine(sim.kvm, sim.host, { image, memoryBytes: 2 << 20, registers: { rdi: BigInt(count) } })
+        const elapsed = performance.now() - start
+        verify("exit.hypercall", "machine end", "halted", m.end.kind)
+        check(m.vcpus[0]!.regs.getReg(Reg.RAX), m.vcpus[0]!.stats.get("hypercalls"))
+        return elapsed
+      }),
+    ),
+  )
+
+/** Best (lowest) ns per unit over `rounds` of (run(big) - run(small)) / (big - small). */
+const differential = async (rounds: number, small: number, big: number, units: number, run: (count: number) => Promise<number>): Promise<number> => {
+  await run(small) // warm-up
+  let best = Infinity
+  for (let i = 0; i < rounds; i++) {
+    const a = await run(small)
+    const b = await run(big)
+    best = Math.min(best, ((b - a) * 1e6) / ((big - small) * units))
+  }
+  return best
+}
+
+const instructionNs = (): Promise<number> =>
+  differential(3, 20_000, 220_000, 6, (n) =>
+    timedRun(loopImage, n, false, (rax) => {
+      // loop.asm's checksum, computed here with exact 64-bit arithmetic.
+      let a = 0n, b = 0x12345n, d = 0x5a5an, s = 0n
+      for (let c = BigInt(n); c > 0n; c--) {
+        a = BigInt.asUintN(64, a + c)
+        d ^= a
+        b = BigInt.asUintN(64, b - d)
+        s++
+      }
+      verify("exit.hypercall", "loop.asm checksum", BigInt.asUintN(64, (a ^ b ^ d) + s), rax)
+    }),
+  )
+
+const roundTripNs = (traced: boolean): Promise<number> =>
+  differential(3, 2_000, 22_000, 1, (n) =>
+    timedRun(hypercallImage, n, traced, (_rax, hypercalls) => verify("exit.hypercall", "hypercalls counted", n, hypercalls)),
+  )
+
+let untraced: Promise<number> | undefined
+const untracedRoundTrip = (): Promise<number> => (untraced ??= roundTripNs(false))
+
+const benchmarks: ReadonlyArray<Benchmark> = [
+  {
+    name: "exit.hypercall",
+    description: "VMCALL round trip through KVM (tracing off), ns; calibration: one guest instruction in a bare VM (goal: ratio <= 30)",
+    run: async (): Promise<BenchResult> => {
+      const calibration: Figure = { name: "guest instruction (loop.asm in a bare VM)", unit: "ns", value: await instructionNs() }
+      return result("exit.hypercall", "ns", await untracedRoundTrip(), calibration)
+    },
+  },
+  {
+    name: "exit.hypercall.traced",
+    description: "VMCALL round trip with kvm_entry/kvm_exit/kvm_hypercall and the VCPU_INFO trace_printk recorded, ns; calibration: untraced round trip (goal: ratio <= 1.3)",
+    run: async (): Promise<BenchResult> => {
+      const calibration: Figure = { name: "untraced round trip", unit: "ns", value: await untracedRoundTrip() }
+      return result("exit.hypercall.traced", "ns", await roundTripNs(true), calibration)
+    },
+  },
+]
+export default benchmarks
