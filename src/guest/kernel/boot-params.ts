@@ -47,7 +47,7 @@ export const SegmentFlag = { X: 1, W: 2, R: 4 } as const
 export const KernelLayout = {
   /** Where the VMM loads kernel.asm's image and where every vCPU starts. */
   KERNEL_BASE: 0x100000n,
-  /** The kernel's page tables and IDT: 0x140000..0x147000. */
+  /** The BSP's page tables: 0x140000..0x146000. */
   TABLES_BASE: 0x140000n,
   /** Per-CPU kernel stacks, 8 KiB each: 0x180000..0x200000. */
   KERNEL_STACKS_BASE: 0x180000n,

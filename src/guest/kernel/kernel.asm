@@ -2,11 +2,12 @@
 ;
 ; Every vCPU enters at kernel_entry at CPL0 in 64-bit mode (the VMM's bare-mode long-mode
 ; setup), with RDI = its vCPU id and interrupts disabled. vCPU 0 is the bootstrap processor:
-; it builds the GDT (Linux's selector layout), TSS, IDT and page tables, programs the SYSCALL
-; MSRs, waits until every CPU the boot parameters announce is online, maps the user program
-; (user pages only where its segments say) and enters it at CPL3. The other vCPUs load the
-; same tables and idle in HLT with interrupts enabled. The boot-parameter block the VMM
-; writes at BOOT_PARAMS is described in docs/guest-kernel.md.
+; it loads the GDT (Linux's selector layout), TSS and IDT, builds its page tables, programs
+; the SYSCALL MSRs, sleeps in HLT until every CPU the boot parameters announce is online, maps
+; the user program (user pages only where its segments say) and enters it at CPL3. The other
+; vCPUs load the same GDT and IDT (static data, so they need not wait for the BSP), announce
+; themselves with a reschedule IPI to the BSP and idle in HLT with interrupts enabled. The
+; boot-parameter block the VMM writes at BOOT_PARAMS is described in docs/guest-kernel.md.
 
 BITS 64
 
@@ -50,9 +51,8 @@ PDPT_LOW            equ 0x141000
 PD_LOW              equ 0x142000
 PDPT_DIRECT         equ 0x143000
 PD_DIRECT           equ 0x144000
-IDT_BASE            equ 0x145000
-PT_LOW              equ 0x146000            ; 4 KiB pages of the first 2 MiB (page 0 absent)
-TABLES_END          equ 0x147000
+PT_LOW              equ 0x145000            ; 4 KiB pages of the first 2 MiB (page 0 absent)
+TABLES_END          equ 0x146000
 KSTACKS_BASE        equ 0x180000            ; 8 KiB per CPU, up to MAX_CPUS
 KSTACK_SIZE         equ 0x2000
 PAGE_POOL_BASE      equ 0x200000            ; page tables for user mappings, user stack
@@ -109,6 +109,8 @@ SYS_EXIT            equ 60
 SYS_EXIT_GROUP      equ 231
 SYS_GETCPU          equ 309
 SYS_VCPU_INFO       equ 548
+KVM_HC_SEND_IPI     equ 10
+RESCHEDULE_VECTOR   equ 0xFD                ; Linux's reschedule IPI: wakes an idle CPU
 EBADF               equ 9
 EFAULT              equ 14
 ENOSYS              equ 38
@@ -148,15 +150,14 @@ kernel_entry:
 bsp_entry:
         mov [rel current_cpu], r15
         mov [rel bsp_stack_top], rsp
+        call load_descriptor_tables
         call check_boot_params
         call build_page_tables
-        call build_idt
-        call build_tss_descriptor
-        call load_cpu_tables
+        call load_address_space
+        mov [rel tss + 4], rsp              ; RSP0: user-mode events land on the BSP stack
         mov ax, TSS_SEL
         ltr ax
         call enable_syscall
-        mov byte [rel kernel_ready], 1
         mov rax, 1
         lock or [rel online_mask], rax
         call wait_for_cpus
@@ -263,80 +264,11 @@ zero_range:
 .done:
         ret
 
-; ---------------------------------------------------------------------------------------
-; IDT: the 32 exception vectors go to their stubs, 32..255 to a stub that only returns
-; (an IPI or kick wakes an idle CPU out of HLT; there is no local APIC to acknowledge).
-; ---------------------------------------------------------------------------------------
-build_idt:
-        mov rdi, IDT_BASE
-        xor ecx, ecx
-.gate:
-        cmp ecx, 256
-        jae .done
-        mov rax, irq_stub
-        cmp ecx, 32
-        jae .have_handler
-        mov rbx, exception_stubs
-        mov rax, [rbx + rcx * 8]
-.have_handler:
-        mov [rdi], ax
-        mov word [rdi + 2], KERNEL_CS
-        mov byte [rdi + 4], 0
-        mov byte [rdi + 5], 0x8E            ; present, DPL0, 64-bit interrupt gate
-        cmp ecx, 3                          ; int3 and into are allowed from user mode
-        je .user_gate
-        cmp ecx, 4
-        jne .high
-.user_gate:
-        mov byte [rdi + 5], 0xEE
-.high:
-        shr rax, 16
-        mov [rdi + 6], ax
-        shr rax, 16
-        mov [rdi + 8], eax
-        mov dword [rdi + 12], 0
-        add rdi, 16
-        inc ecx
-        jmp .gate
-.done:
-        ret
-
-; The TSS descriptor needs the TSS address split into fields, so it is built at boot.
-build_tss_descriptor:
-        mov rax, tss
-        mov rdx, rax
-        and rdx, 0xFFFFFF
-        shl rdx, 16                         ; base 23:0
-        or rdx, 103                         ; limit 15:0 (104-byte TSS, no I/O bitmap)
-        mov rcx, 0x89
-        shl rcx, 40                         ; present, DPL0, available 64-bit TSS
-        or rdx, rcx
-        mov rcx, rax
-        shr rcx, 24
-        and rcx, 0xFF
-        shl rcx, 56                         ; base 31:24
-        or rdx, rcx
-        mov [rel gdt_tss], rdx
-        shr rax, 32
-        mov [rel gdt_tss + 8], rax          ; base 63:32
-        mov rax, [rel bsp_stack_top]
-        mov [rel tss + 4], rax              ; RSP0: user-mode interrupts land on the BSP stack
-        ret
-
-; Load GDT, IDT and CR3, reload every segment register (CS through an IRETQ to the next
-; instruction). Used by every CPU.
-load_cpu_tables:
+; Load the GDT and IDT (static, in the image) and reload every segment register, CS through
+; an IRETQ to the next instruction. Every CPU does this first.
+load_descriptor_tables:
         lgdt [rel gdt_ptr]
         lidt [rel idt_ptr]
-        mov ecx, MSR_EFER
-        rdmsr
-        or eax, EFER_NXE | EFER_SCE
-        wrmsr
-        mov rax, KERNEL_PML4
-        mov cr3, rax
-        mov rax, cr0
-        or rax, CR0_WP
-        mov cr0, rax
         mov ax, KERNEL_DS
         mov ds, ax
         mov es, ax
@@ -355,6 +287,19 @@ load_cpu_tables:
 .cs_loaded:
         ret
 
+; The BSP's own address space: EFER.NXE (and SCE), CR3 on the kernel's tables, CR0.WP.
+load_address_space:
+        mov ecx, MSR_EFER
+        rdmsr
+        or eax, EFER_NXE | EFER_SCE
+        wrmsr
+        mov rax, KERNEL_PML4
+        mov cr3, rax
+        mov rax, cr0
+        or rax, CR0_WP
+        mov cr0, rax
+        ret
+
 enable_syscall:
         mov ecx, MSR_STAR
         xor eax, eax
@@ -371,33 +316,26 @@ enable_syscall:
         wrmsr
         ret
 
-; Wait (bounded) until every CPU the boot parameters announce has set its online bit.
+; Sleep until every CPU the boot parameters announce has set its online bit: each AP sends
+; a reschedule IPI after setting it (as Linux's BSP sleeps in smp_init while APs come up).
+; The check runs with interrupts off and STI's shadow covers HLT, so no wakeup is lost.
 wait_for_cpus:
         mov rcx, [rel nr_cpus]
         mov rdx, -1
         cmp rcx, 64
-        je .have_mask
+        je .check
         mov rdx, 1
         shl rdx, cl
         dec rdx
-.have_mask:
-        mov [rel expected_mask], rdx
-        mov r8, 0x400000                    ; spin budget
-.spin:
+.check:
+        cli
         mov rax, [rel online_mask]
         and rax, rdx
         cmp rax, rdx
         je .all
-        pause
-        dec r8
-        jnz .spin
-        mov rsi, msg_cpus_missing
-        call print_string
-        mov rax, [rel online_mask]
-        mov ecx, 1
-        call print_hex
-        mov al, 10
-        call print_char
+        sti
+        hlt
+        jmp .check
 .all:
         ret
 
@@ -629,20 +567,23 @@ enter_user:
 ; =======================================================================================
 ; Application processors
 ; =======================================================================================
+; APs keep the VMM's identity-mapping page tables: they only run kernel code in low memory.
 ap_entry:
-.wait:
-        cmp byte [rel kernel_ready], 0
-        jne .ready
-        pause
-        jmp .wait
-.ready:
-        call load_cpu_tables
-        cmp r15, [rel nr_cpus]
+        call load_descriptor_tables
+        mov eax, [BOOT_PARAMS + BP_NR_CPUS]
+        cmp r15, rax
         jae .not_announced
         mov rax, 1
         mov rcx, r15
         shl rax, cl
         lock or [rel online_mask], rax
+        ; Wake the BSP: KVM_HC_SEND_IPI(bitmap = CPU 0, high = 0, min = 0, ICR = vector).
+        mov eax, KVM_HC_SEND_IPI
+        mov ebx, 1
+        xor ecx, ecx
+        xor edx, edx
+        mov esi, RESCHEDULE_VECTOR
+        vmcall
         ; The registers KVM_HC_VCPU_INFO reports for an idle CPU.
         mov rbx, r15
         xor ecx, ecx
@@ -1286,14 +1227,6 @@ print_dec:
 ; =======================================================================================
 ; Data
 ; =======================================================================================
-align 8
-exception_stubs:
-        dq exc_de, exc_db, exc_nmi, exc_bp, exc_of, exc_br, exc_ud, exc_nm
-        dq exc_df, exc_09, exc_ts, exc_np, exc_ss, exc_gp, exc_pf, exc_15
-        dq exc_mf, exc_ac, exc_mc, exc_xm, exc_ve, exc_cp, exc_reserved, exc_reserved
-        dq exc_reserved, exc_reserved, exc_reserved, exc_reserved
-        dq exc_reserved, exc_reserved, exc_reserved, exc_reserved
-
 ; (faulting instruction, where to resume) for kernel accesses to user memory.
 exception_fixups:
         dq sys_write.user_load, uaccess_fault
@@ -1323,8 +1256,9 @@ gdt:
         dq 0x00CFF3000000FFFF               ; 0x2B user data
         dq 0x00AFFB000000FFFF               ; 0x33 user 64-bit code
         dq 0                                ; 0x38 unused
-gdt_tss:
-        dq 0, 0                             ; 0x40 TSS (built at boot)
+gdt_tss:                                    ; 0x40 TSS: present, DPL0, available 64-bit, 104 bytes
+        dq 103 | (((tss - $$ + KERNEL_BASE) & 0xFFFFFF) << 16) | (0x89 << 40) | ((((tss - $$ + KERNEL_BASE) >> 24) & 0xFF) << 56)
+        dq (tss - $$ + KERNEL_BASE) >> 32
 gdt_end:
 
 align 8
@@ -1333,8 +1267,55 @@ gdt_ptr:
         dq gdt
 align 8
 idt_ptr:
-        dw 256 * 16 - 1
-        dq IDT_BASE
+        dw idt_end - idt - 1
+        dq idt
+
+; A 64-bit interrupt gate to %1 with type/attributes %2 (0x8E: present, DPL0; 0xEE: DPL3).
+; `label - $$` is a plain number, so its bits can be split at assembly time.
+%macro GATE 2
+        dq (((%1) - $$ + KERNEL_BASE) & 0xFFFF) | (KERNEL_CS << 16) | ((%2) << 40) | ((((%1) - $$ + KERNEL_BASE) >> 16) << 48)
+        dq ((%1) - $$ + KERNEL_BASE) >> 32
+%endmacro
+
+; The IDT: the 32 exception vectors go to their stubs (int3 and into callable from user mode),
+; vectors 32..255 to a stub that only returns (an IPI wakes an idle CPU out of HLT; there is
+; no local APIC to acknowledge).
+align 16
+idt:
+        GATE exc_de, 0x8E
+        GATE exc_db, 0x8E
+        GATE exc_nmi, 0x8E
+        GATE exc_bp, 0xEE
+        GATE exc_of, 0xEE
+        GATE exc_br, 0x8E
+        GATE exc_ud, 0x8E
+        GATE exc_nm, 0x8E
+        GATE exc_df, 0x8E
+        GATE exc_09, 0x8E
+        GATE exc_ts, 0x8E
+        GATE exc_np, 0x8E
+        GATE exc_ss, 0x8E
+        GATE exc_gp, 0x8E
+        GATE exc_pf, 0x8E
+        GATE exc_15, 0x8E
+        GATE exc_mf, 0x8E
+        GATE exc_ac, 0x8E
+        GATE exc_mc, 0x8E
+        GATE exc_xm, 0x8E
+        GATE exc_ve, 0x8E
+        GATE exc_cp, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        GATE exc_reserved, 0x8E
+        times 224 dq ((irq_stub - $$ + KERNEL_BASE) & 0xFFFF) | (KERNEL_CS << 16) | (0x8E << 40) | (((irq_stub - $$ + KERNEL_BASE) >> 16) << 48), (irq_stub - $$ + KERNEL_BASE) >> 32
+idt_end:
 
 align 16
 tss:
@@ -1347,9 +1328,7 @@ user_rsp:           dq 0
 nr_cpus:            dq 0
 hc_vcpu_info:       dq 0
 online_mask:        dq 0
-expected_mask:      dq 0
 next_free_page:     dq PAGE_POOL_BASE
-kernel_ready:       db 0
 cpu_claimed:        times MAX_CPUS db 0
 
 hex_digits:         db "0123456789abcdef"
@@ -1363,7 +1342,6 @@ msg_bad_segment:    db "kvmsim-kernel: program segment outside user memory or mi
 msg_out_of_pages:   db "kvmsim-kernel: out of page-table memory", 10, 0
 msg_bad_cpu_id:     db "kvmsim-kernel: vCPU id in RDI out of range or already booted", 10, 0
 msg_cpu_not_announced: db "kvmsim-kernel: not in the boot parameters' CPU count: CPU ", 0
-msg_cpus_missing:   db "kvmsim-kernel: not every CPU came online; online mask 0x", 0
 msg_panic_exception: db "kvmsim-kernel: exception ", 0
 msg_panic_ip:       db " ip ", 0
 msg_panic_error:    db " error ", 0

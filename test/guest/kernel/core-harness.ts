@@ -1,7 +1,7 @@
 // Runs the mini kernel straight on the guest core, with the smallest "hypervisor" that can host
 // it: every I/O instruction, HLT and VMCALL exits; OUT to 0x3f8 is the console, OUT to 0xf4 ends
-// the run, VMCALL implements the Linux hypercall ABI with KVM_HC_VCPU_INFO recording what the
-// host would trace. vCPUs take turns in fixed slices, so runs are deterministic. This tests the
+// the run, VMCALL implements the Linux hypercall ABI with KVM_HC_SEND_IPI (the APs' wakeup of
+// the BSP) and KVM_HC_VCPU_INFO recording what the host would trace. vCPUs take turns in fixed slices, so runs are deterministic. This tests the
 // kernel without the KVM lane; the e2e tests run it through the real KVM module and VMM.
 
 import { Cr0, Cr4, Efer } from "../../../src/arch/x86.ts"
@@ -17,6 +17,7 @@ const EXIT_HLT = 12
 const KVM_ENOSYS = -1000n
 const KVM_EPERM = -1n
 const KVM_EINVAL = -22n
+const KVM_HC_SEND_IPI = 10n
 
 /** Exits on I/O and HLT (VMCALL always exits under intercepts). */
 class HostIntercepts extends NoIntercepts {
@@ -172,6 +173,20 @@ export const bootOnCore = (options: BootOptions): KernelRun => {
             break
           }
           const nr = cpu.getReg(Reg.RAX)
+          if (nr === KVM_HC_SEND_IPI) {
+            // a0/a1 = destination bitmap from APIC id a2, a3 = ICR (vector in bits 7:0).
+            const [low, high, min, icr] = [Reg.RBX, Reg.RCX, Reg.RDX, Reg.RSI].map((r) => cpu.getReg(r))
+            let delivered = 0n
+            for (let bit = 0n; bit < 128n; bit++) {
+              const target = cpus[Number(min! + bit)]
+              if ((((bit < 64n ? low! : high!) >> (bit & 63n)) & 1n) === 1n && target !== undefined) {
+                target.requestInterrupt(Number(icr! & 0xffn))
+                delivered++
+              }
+            }
+            cpu.setReg(Reg.RAX, delivered)
+            break
+          }
           if (nr !== hcNumber) {
             cpu.setReg(Reg.RAX, KVM_ENOSYS)
             break

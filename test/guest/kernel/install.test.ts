@@ -1,4 +1,7 @@
+import { createHash } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { Effect, Exit } from "effect"
+import { assemble } from "../../../src/guest/asm/index.ts"
 import { describe, expect, it } from "vitest"
 import {
   BOOT_MAGIC,
@@ -11,6 +14,25 @@ import {
   KernelLayout,
   vcpuEntry,
 } from "../../../src/guest/kernel/index.ts"
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
+
+describe("the shipped sources assemble to NASM 2.16's bytes", () => {
+  // Recorded with `nasm -f bin` (2.16.01) on this revision of the files; nasm is not needed at
+  // test time. Changing kernel.asm or the example means recording the new digest here.
+  it("kernel.asm", () => {
+    const image = kernelImageBytes()
+    expect(image.length).toBe(8972)
+    expect(sha256(image)).toBe("509a33a5147e6b332f27e9a1982274dc8d554108152f6a702963a5ae09b4414e")
+  })
+
+  it("examples/vcpu-info.asm", () => {
+    const source = readFileSync(new URL("../../../examples/vcpu-info.asm", import.meta.url), "utf8")
+    const bytes = assemble(source, { fileName: "vcpu-info.asm" }).bytes
+    expect(bytes.length).toBe(191)
+    expect(sha256(bytes)).toBe("4e667746a1c91fa708d84312fa059e21c36c51201f5c9ca6dd3acd570ea29355")
+  })
+})
 
 describe("installKernel", () => {
   const program = flatProgram(new Uint8Array([0x0f, 0x0b]))
