@@ -157,7 +157,7 @@ class Preprocessor {
     const defined = (): boolean => {
       const word = /^[A-Za-z_.?@$][A-Za-z0-9_$#@~.?]*/.exec(stripComment(rest).trim())?.[0]
       if (word === undefined) throw this.error(raw, `%${name} needs a macro name`, `a name after %${name}, e.g. %${name} DEBUG`, column + name.length + 1)
-      return this.defines.has(word)
+      return this.defines.has(word) || this.defines.has(`\u0000${word.toLowerCase()}`)
     }
     switch (name) {
       case "ifdef":
@@ -234,12 +234,15 @@ class Preprocessor {
         }
         let body = after.trim()
         if (name === "xdefine") body = this.expandSingle(body, new Set(), 0)
-        this.defines.set(word, { params, body })
+        // %idefine names match in any case: kept under their lower-case spelling with a marker.
+        if (name === "idefine") this.defines.set(`\u0000${word.toLowerCase()}`, { params, body })
+        else this.defines.set(word, { params, body })
         return
       }
       case "undef":
         if (wordMatch === null) throw this.error(raw, "%undef needs a macro name", "a name, e.g. %undef DEBUG", nameColumn)
         this.defines.delete(wordMatch[0])
+        this.defines.delete(`\u0000${wordMatch[0].toLowerCase()}`)
         return
       case "assign": {
         if (wordMatch === null) throw this.error(raw, "%assign needs a macro name", "a name and a value, e.g. %assign N 4*8", nameColumn)
@@ -260,7 +263,8 @@ class Preprocessor {
           depth: 1,
           lines: [],
           opened: raw,
-          finish: (body) => this.macros.set(macroName.toLowerCase(), { name: macroName, min, max, greedy: m[4] === "+", body }),
+          // %macro names are case-sensitive, %imacro names are not (kept in lower case, marked).
+          finish: (body) => this.macros.set(name === "imacro" ? `\u0000${macroName.toLowerCase()}` : macroName, { name: macroName, min, max, greedy: m[4] === "+", body }),
         }
         return
       }
@@ -339,7 +343,7 @@ class Preprocessor {
         let j = i + 1
         while (j < text.length && identRe.test(text[j]!)) j++
         const word = text.slice(i, j)
-        const def = active.has(word) ? undefined : this.defines.get(word)
+        const def = active.has(word) ? undefined : (this.defines.get(word) ?? this.defines.get(`\u0000${word.toLowerCase()}`))
         if (def === undefined) {
           out += word
           i = j
@@ -379,10 +383,14 @@ class Preprocessor {
     this.out.push({ file: raw.file, line: raw.line, original: raw.text, text: "", listOnly: true })
   }
 
+  private macroNamed(name: string): MultiLineMacro | undefined {
+    return this.macros.get(name) ?? this.macros.get(`\u0000${name.toLowerCase()}`)
+  }
+
   private isMacroCall(text: string): boolean {
     if (this.macros.size === 0) return false
     const m = /^\s*([A-Za-z_.?@$][A-Za-z0-9_$#@~.?]*)/.exec(text)
-    return m !== null && this.macros.has(m[1]!.toLowerCase())
+    return m !== null && this.macroNamed(m[1]!) !== undefined
   }
 
   /** Expands a multi-line macro call; returns false when the line is not one. */
@@ -390,7 +398,7 @@ class Preprocessor {
     if (this.macros.size === 0) return false
     const m = /^\s*([A-Za-z_.?@$][A-Za-z0-9_$#@~.?]*)(.*)$/.exec(stripComment(text))
     if (m === null) return false
-    const macro = this.macros.get(m[1]!.toLowerCase())
+    const macro = this.macroNamed(m[1]!)
     if (macro === undefined) return false
     const argText = m[2]!.trim()
     let args = argText === "" ? [] : splitMacroArgs(argText)

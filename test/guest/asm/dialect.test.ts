@@ -31,4 +31,10 @@ describe("the NASM dialect", () => {
     expect(Buffer.from(one.bytes.subarray(0, 5)).toString("hex")).toBe("b801000000")
     expect(Buffer.from(one.bytes.subarray(5)).toString("hex")).toBe(nasmBytes.slice(10))
   })
+
+  it("%define and %macro names are case-sensitive, %idefine and %imacro names are not (as in NASM)", () => {
+    const source = ["BITS 64", "%idefine Val 5", "%define Exact 7", "%macro Twice 1", "db %1, %1", "%endmacro", "%imacro once 1", "db %1", "%endmacro", "mov eax, VAL", "mov eax, val", "mov eax, Exact", "Twice 1", "ONCE 2", "Once 3"].join("\n")
+    expect(Buffer.from(assemble(source).bytes).toString("hex")).toBe("b805000000b805000000b80700000001010203")
+    expect(() => assemble("BITS 64\n%macro Twice 1\ndb %1\n%endmacro\ntwice 1\n")).toThrow("unknown instruction `twice`")
+  })
 })
