@@ -1,38 +1,31 @@
 /*
  * vcpu-info.c: the KVM_HC_VCPU_INFO homework's test program (seed 003's test.c) for the kvmsim
- * mini guest kernel, as a freestanding static ELF64:
+ * mini guest kernel:
  *
  *     long r = syscall(548);
  *     printf("system call sys_vcpu_info result %ld\n", r);
  *     return 0;
+ *
+ * Freestanding (no libc): kvmsim.h provides the system-call wrappers. Build a static ELF64 with
+ * the flags and linker script of docs/toolchain.md:
+ *
+ *   gcc -O2 -ffreestanding -fno-builtin -nostdlib -static -fno-pie -no-pie \
+ *       -mno-red-zone -mno-sse -mno-mmx -mno-80387 -fno-stack-protector \
+ *       -fcf-protection=none -fno-asynchronous-unwind-tables -Wl,--build-id=none \
+ *       -I src/guest/kernel/include -T src/guest/kernel/include/kvmsim.ld \
+ *       -o vcpu-info examples/vcpu-info.c
  */
-static long sys0(long nr)
-{
-	long ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr) : "rcx", "r11", "memory");
-	return ret;
-}
-
-static long sys3(long nr, long a0, long a1, long a2)
-{
-	long ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a0), "S"(a1), "d"(a2) : "rcx", "r11", "memory");
-	return ret;
-}
-
-static unsigned long length(const char *s)
-{
-	unsigned long n = 0;
-	while (s[n] != 0)
-		n++;
-	return n;
-}
+#include "kvmsim.h"
 
 static void print(const char *s)
 {
-	sys3(1, 1, (long)s, (long)length(s));
+	size_t n = 0;
+	while (s[n] != 0)
+		n++;
+	write(1, s, n);
 }
 
+/* printf's %ld */
 static void print_long(long v)
 {
 	char buf[24];
@@ -50,11 +43,9 @@ static void print_long(long v)
 
 void _start(void)
 {
-	long r = sys0(548);
+	long r = vcpu_info(); /* syscall(548) */
 	print("system call sys_vcpu_info result ");
 	print_long(r);
 	print("\n");
-	sys3(231, 0, 0, 0);
-	for (;;)
-		;
+	exit_group(0);
 }

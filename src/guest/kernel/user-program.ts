@@ -4,6 +4,7 @@
 // shared by two segments (an ELF's text end and data start) thus share one frame, which the
 // kernel maps with the union of the two segments' permissions.
 
+import type { ProgramImage } from "../loader/index.ts"
 import { KernelLayout, SegmentFlag, type UserSegment } from "./boot-params.ts"
 
 /** A loadable segment: `data` holds the file bytes (filesz = data.length), memsz covers bss. */
@@ -24,6 +25,12 @@ export interface UserProgram {
 export const flatProgram = (bytes: Uint8Array, loadAddress: bigint = KernelLayout.USER_MIN): UserProgram => ({
   entry: loadAddress,
   segments: [{ vaddr: loadAddress, memsz: BigInt(bytes.length), flags: SegmentFlag.R | SegmentFlag.W | SegmentFlag.X, data: bytes }],
+})
+
+/** A program the toolchain's loaders produced (flat image or static ELF64). */
+export const userProgramFromImage = (image: ProgramImage): UserProgram => ({
+  entry: image.entry,
+  segments: image.segments.map((s) => ({ vaddr: s.address, memsz: s.memorySize, flags: s.flags, data: s.data })),
 })
 
 export interface PlacedProgram {

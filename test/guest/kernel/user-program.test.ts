@@ -1,6 +1,8 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { checkBootParams, flatProgram, placeUserProgram, SegmentFlag, type UserProgram } from "../../../src/guest/kernel/index.ts"
+import { checkBootParams, flatProgram, placeUserProgram, SegmentFlag, type UserProgram, userProgramFromImage } from "../../../src/guest/kernel/index.ts"
+import { elfImage } from "../../../src/guest/loader/index.ts"
+import { buildC } from "./c-program.ts"
 
 const MiB = 1n << 20n
 
@@ -25,6 +27,17 @@ describe("placeUserProgram", () => {
     const placed = placeUserProgram(program, 16n * MiB)
     if (typeof placed === "string") throw new Error(placed)
     expect(placed.segments.map((s) => s.paddr)).toEqual([0x400000n, 0x402e10n])
+  })
+
+  it("takes gcc's static ELF64 through the toolchain's loader: one segment per PT_LOAD, permissions kept", () => {
+    const program = userProgramFromImage(elfImage(buildC(new URL("../../../examples/vcpu-info.c", import.meta.url))))
+    expect(program.entry).toBe(0x400000n) // kvmsim.ld puts _start's text first, at 0x400000
+    const text = program.segments.find((s) => s.vaddr === 0x400000n)!
+    expect(text.flags).toBe(SegmentFlag.R | SegmentFlag.X)
+    expect(program.segments.every((s) => (s.flags & (SegmentFlag.W | SegmentFlag.X)) !== (SegmentFlag.W | SegmentFlag.X))).toBe(true)
+    const placed = placeUserProgram(program, 16n * MiB)
+    if (typeof placed === "string") throw new Error(placed)
+    expect(placed.segments.map((s) => s.paddr)).toEqual(program.segments.map((s) => s.vaddr)) // identity fits
   })
 
   it("says why a program cannot fit", () => {
