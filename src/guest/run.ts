@@ -347,7 +347,12 @@ const loop = (k: Engine, limit: number): RunOutcome => {
               cpu.instructionsRetired += n
               return r as RunOutcome
             }
-            if (r === -2) continue // the instruction did not complete (chunked REP): no retirement
+            if (r === -2) {
+              // A chunk of a REP string instruction: each iteration uses one unit of budget,
+              // and the instruction retires only when its last chunk completes.
+              units += k.repIterations
+              continue
+            }
           }
         }
         n++
@@ -380,4 +385,18 @@ const finish = (k: Engine, n: number, units: number, r: RunOutcome): RunOutcome 
   k.cpu.instructionsRetired += n
   k.deliveringVector = -1
   return r
+}
+
+/**
+ * Completes the data access of an MMIO exit (EPT violation with `exit.mmioSize > 0`) the way
+ * KVM does after user space handled KVM_EXIT_MMIO: the next runBatch re-executes the
+ * instruction, and its access to that guest-physical address reads `data` (for a read) or is
+ * consumed (for a write) instead of exiting again.
+ */
+export const completeMmioAccess = (cpu: CpuState, data: bigint = 0n): void => {
+  const k = engineOf(cpu)
+  const x = cpu.exit
+  k.mmioReplayGpa = x.guestPhysicalHi * TWO32 + (x.guestPhysicalLo >>> 0)
+  k.mmioReplayLo = Number(BigInt.asIntN(32, data))
+  k.mmioReplayHi = Number(BigInt.asIntN(32, data >> 32n))
 }

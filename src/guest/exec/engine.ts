@@ -68,6 +68,8 @@ export class Engine {
   codeBase = NaN
   codeMap: Int32Array = new Int32Array(0)
   codeGeneration = -1
+  /** Iterations of the last incomplete REP chunk (budget units it used). */
+  repIterations = 0
   /** Budget units the last runBatch used. */
   used = 0
 
@@ -404,7 +406,7 @@ export class Engine {
       const byte = k < 4 ? (lo >>> (8 * k)) & 0xff : (hi >>> (8 * (k - 4))) & 0xff
       tlb.bytes[e]![tlb.off[e]! + (a - vpn * 4096)] = byte
     }
-    if (tlb.codeMap[first]![tlb.codeIdx[first]!] !== 0) mem.noteWrite(tlb.phys[first]! + (lin - Math.floor(lin / 4096) * 4096), 1)
+    if (tlb.codeMap[first] !== null && tlb.codeMap[first]![tlb.codeIdx[first]!] !== 0) mem.noteWrite(tlb.phys[first]! + (lin - Math.floor(lin / 4096) * 4096), 1)
     if (crosses && tlb.codeMap[second] !== null && tlb.codeMap[second]![tlb.codeIdx[second]!] !== 0) {
       mem.noteWrite(tlb.phys[second]!, 1)
     }
@@ -542,10 +544,13 @@ export class Engine {
     const limit = useLdt ? cpu.segLimit[Seg.LDTR]! : cpu.gdtrLimit
     if (index + 7 > limit) this.fault(errorVector, selector & 0xfffc)
     const lin = baseHi * TWO32 + (baseLo >>> 0) + index
-    return this.withCpl0(() => {
-      const lo = this.read64(lin)
-      return lo
-    })
+    const saved = cpu.cpl
+    cpu.cpl = 0
+    try {
+      return this.read64(lin)
+    } finally {
+      cpu.cpl = saved
+    }
   }
 
   /** Converts a descriptor (lo, hi words) into VMCS access rights. */

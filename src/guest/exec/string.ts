@@ -10,7 +10,7 @@ import { alu } from "./alu.ts"
 import { type Engine, TWO32 } from "./engine.ts"
 import { ioCheck } from "./system.ts"
 
-const CHUNK = 1024
+const CHUNK = 256
 
 /** Reads a pointer register at address size as a linear address (without segment base). */
 const ptr = (k: Engine, r: number, asz: number): number =>
@@ -54,7 +54,10 @@ export const stringOp = (k: Engine, D: Int32Array, i: number, next: number): num
   for (;;) {
     if (rep) {
       if (counterZero(k, asz)) break
-      if (n === CHUNK) return -2
+      if (n === CHUNK) {
+        k.repIterations = n
+        return -2
+      }
     }
     switch (op) {
       case Op.MOVS: {
