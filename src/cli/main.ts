@@ -41,9 +41,13 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     case "LoaderError":
       process.stderr.write(`${error.message}\n`)
       return 1
-    case "PlatformError":
-      process.stderr.write(`kvmsim: ${error.message}\n`)
+    case "PlatformError": {
+      // File errors read like the shell's: `kvmsim: prog.asm: no such file or directory`.
+      const reason = (error as { reason?: { _tag?: string; pathOrDescriptor?: unknown; description?: string } }).reason
+      const what = reason?._tag === "NotFound" ? "no such file or directory" : reason?._tag === "PermissionDenied" ? "permission denied" : (reason?.description ?? error.message)
+      process.stderr.write(`kvmsim: ${reason?.pathOrDescriptor !== undefined ? `${String(reason.pathOrDescriptor)}: ` : ""}${what}\n`)
       return 1
+    }
     default:
       process.stderr.write(`kvmsim: ${error.message ?? String(error)}\n`)
       return 1

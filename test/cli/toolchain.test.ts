@@ -43,6 +43,7 @@ const allInvocations = (): Array<Array<string>> => [
   ["asm", hypercallCopy, "-DEXIT_OUT", "-D", "N=5", "--listing"],
   ["asm", badSource, "-o", join(work, "bad.bin")],
   ["asm"],
+  ["asm", join(work, "missing.asm")],
   ["disasm", flatBinary, "--org", "0x1000"],
   ["disasm", flatBinary, "--syntax", "att"],
   ["disasm", elfPath],
@@ -80,6 +81,11 @@ describe("kvmsim asm", () => {
     expect(r.status).toBe(1)
     expect(r.stderr).toBe(`${src}:2:3: error: invalid operands for \`mov\` (r64, r64, r64)\n    mov rax, rbx, rcx\n    ^\nexpected r/m, reg | reg, r/m | reg, imm | r/m, imm | sreg/creg/dreg forms\n`)
     expect(existsSync(join(work, "bad.bin"))).toBe(false)
+  })
+
+  it("says which file it cannot read; exit 1", async () => {
+    const r = await kvmsim("asm", join(work, "missing.asm"))
+    expect(r).toMatchObject({ status: 1, stderr: `kvmsim: ${join(work, "missing.asm")}: no such file or directory\n` })
   })
 
   it("prints usage and exits 2 on a usage error", async () => {

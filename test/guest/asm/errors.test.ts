@@ -113,6 +113,13 @@ const cases: ReadonlyArray<readonly [string, string, string]> = [
   ["recursive macro", "%macro again 0\nagain\n%endmacro\nagain", "t.asm:3:1: error: macro calls nested too deeply (recursive macro?)\n  again\n  ^\nexpected at most 64 nested calls"],
   ["unclosed define args", "%define f(a) a\nmov eax, f(1", "t.asm:3:11: error: unclosed macro argument list\n  mov eax, f(1\n            ^\nexpected `)` to close the arguments"],
   ["error inside macro expansion", "%define REG rbx\nmov eax, [REG * rcx]", "t.asm:3:1: error: this address expression is not base + index*scale + displacement\n  mov eax, [REG * rcx]\n  ^\nexpected an address like [base + index*scale + displacement] with scale 1, 2, 4 or 8"],
+  ["RIP-relative target too far", "mov eax, [rel $+0x100000000]", "t.asm:2:10: error: displacement 0xfffffffa does not fit in 32 bits\n  mov eax, [rel $+0x100000000]\n           ^\nexpected a RIP-relative target within ±2 GiB"],
+  ["near jump out of range", "jmp $+0x100000000", "t.asm:2:5: error: jump target is 4294967291 bytes away, out of range for a 32-bit displacement\n  jmp $+0x100000000\n      ^\nexpected a target within ±2 GiB"],
+  ["port number too large", "in al, 256", "t.asm:2:8: error: immediate 0x100 does not fit in 8 bits\n  in al, 256\n         ^\nexpected an 8-bit value"],
+  ["%elifdef without %if", "%elifdef", "t.asm:2:1: error: %elifdef without a matching %if\n  %elifdef\n  ^\nexpected an %if, %ifdef or %ifndef before it"],
+  ["32-bit address displacement", "mov eax, [eax+0x100000000]", "t.asm:2:10: error: displacement 0x100000000 does not fit in 32 bits\n  mov eax, [eax+0x100000000]\n           ^\nexpected a displacement that fits in a signed 32-bit value"],
+  ["too many define arguments", "%define X(a) a\nmov eax, X(1, 2)", "t.asm:3:10: error: macro `X` takes 1 argument(s), given 2\n  mov eax, X(1, 2)\n           ^\nexpected X(a)"],
+  ["junk after equ", "label: equ 5 6", "t.asm:2:14: error: unexpected `6` after the `equ` value\n  label: equ 5 6\n               ^\nexpected end of line (or a `;` comment)"],
 ]
 
 describe("assembler errors", () => {
