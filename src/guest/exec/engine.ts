@@ -575,7 +575,7 @@ export class Engine {
    * -1 for none; `returnRip` is what the frame holds (the faulting instruction for faults, the
    * next one for traps and INT n). Handles exception-bitmap exits, #DF and triple faults.
    */
-  deliver(vector: number, type: number, errorCode: number, returnRip: number, instrLen: number): void {
+  deliver(vector: number, type: number, errorCode: number, returnRip: number, instrLen: number, faultRip = returnRip): void {
     const cpu = this.cpu
     // Double-fault escalation: an exception while delivering another.
     if (this.deliveringVector >= 0 && (type === InterruptionType.HARDWARE_EXCEPTION)) {
@@ -633,7 +633,8 @@ export class Engine {
       // A fault while delivering: deliver it (with escalation) instead.
       const v2 = this.faultVector
       const err2 = this.faultError
-      this.deliver(v2, InterruptionType.HARDWARE_EXCEPTION, err2, returnRip, 0)
+      // A fault while delivering INT n / INT3 is reported at the INT instruction itself.
+      this.deliver(v2, InterruptionType.HARDWARE_EXCEPTION, err2, faultRip, 0)
       return
     } finally {
       this.deliveringVector = outerVector

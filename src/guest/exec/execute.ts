@@ -105,6 +105,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
   const op = D[i + F_OP]!
   const size = D[i + F_OSZ]!
   k.curLen = D[i + F_LEN]!
+  k.nextRip = next
   switch (op) {
     case Op.UD: {
       if ((D[i + F_FLAGS]! & FL_TOOLONG) !== 0) k.gp(0)
@@ -812,7 +813,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case Op.INT: {
       cpu.rip = next
       try {
-        k.deliver(D[i + F_IMMLO]! & 0xff, InterruptionType.SOFTWARE_INTERRUPT, -1, next, k.curLen)
+        k.deliver(D[i + F_IMMLO]! & 0xff, InterruptionType.SOFTWARE_INTERRUPT, -1, next, k.curLen, rip)
       } catch (e) {
         cpu.rip = rip
         throw e
@@ -825,7 +826,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const type = op === Op.INT3 ? InterruptionType.SOFTWARE_EXCEPTION : InterruptionType.PRIVILEGED_SOFTWARE_EXCEPTION
       cpu.rip = next
       try {
-        k.deliver(vector, type, -1, next, k.curLen)
+        k.deliver(vector, type, -1, next, k.curLen, rip)
       } catch (e) {
         if (e === EXIT) cpu.rip = rip // the exit reports the INT3 itself (RIP at it, length in the record)
         else cpu.rip = rip
