@@ -188,6 +188,11 @@ export const makeSysfs = (fs: PseudoFs = makeTree()): SysfsShape => {
     kobject: (parent, name, groups = []) =>
       Effect.acquireRelease(
         Effect.suspend(() => {
+          // A path parent must be an existing directory (a kobject needs a live parent).
+          if (typeof parent === "string") {
+            const dir = fs.directory(parent)
+            if (typeof dir === "number") return Effect.fail(sysfsError("kobject_add", `${parent}/${name}`, dir))
+          }
           const parentKobj = typeof parent === "string" ? kobjectAt(fs, parent) : parent
           const created = parentKobj.addChild(name)
           if (typeof created === "number") return Effect.fail(sysfsError("kobject_add", `${parentKobj.path}/${name}`, created))

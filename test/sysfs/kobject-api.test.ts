@@ -42,5 +42,9 @@ itEffect("a user's kobject with an attribute group and a named group, removed wi
     )
     const gone = yield* Effect.flip(sysfs.ls("/sys/kernel/mymod"))
     expect(gone.errno).toBe(ENOENT)
+    // A parent path that does not exist is refused, not created.
+    const orphan = yield* Effect.flip(Effect.scoped(sysfs.kobject("/sys/nowhere", "x")))
+    expect(orphan.errno).toBe(ENOENT)
+    expect(yield* sysfs.ls("/sys")).not.toContain("nowhere")
   }).pipe(Effect.provide(SysfsLive)),
 )
