@@ -223,4 +223,29 @@ describe("vmcsctl: writes change the running guest", () => {
     expect(bytes.readBigUInt64LE(0)).toBe(expected)
     expect(result.end).toEqual({ kind: "halted" })
   })
+
+  it("writing GUEST_RIP moves a spinning guest to other code at its next VM entry", async () => {
+    const result = await runWithShell(
+      `
+        jmp short main
+      escape:
+        mov dx, 0xe9
+        mov al, 'r'
+        out dx, al
+        hlt
+      main:
+        jmp main
+      `,
+      (sh) =>
+        Effect.gen(function* () {
+          yield* waitFor(sh, "the vCPU's directory", () => sh.dir() !== undefined)
+          yield* sh.pause
+          // The guest spins at main (0x10000a); escape is the instruction after the 2-byte jmp.
+          expect(cat(sh, "GUEST_RIP")).toBe(0x10000an)
+          echo(sh, "GUEST_RIP", 0x100002n)
+        }),
+    )
+    expect(result.machine.debugOutput).toBe("r")
+    expect(result.end).toEqual({ kind: "halted" })
+  })
 })
