@@ -2,17 +2,18 @@ import { Cause, Effect, Exit, Option } from "effect"
 import { Command } from "effect/cli"
 import { asmCommand } from "./commands/asm.ts"
 import { disasmCommand } from "./commands/disasm.ts"
+import { runCommand } from "./commands/run.ts"
 import { nodeEnvironment } from "./platform/index.ts"
 
 export const kvmsim = Command.make("kvmsim").pipe(
   Command.withDescription("kvmsim: a simulated Linux host running KVM on an Intel CPU with VT-x"),
-  Command.withSubcommands([asmCommand, disasmCommand]),
+  Command.withSubcommands([runCommand, asmCommand, disasmCommand]),
 )
 
 /** nasm-style `-DNAME=VALUE` (no space) becomes `-D NAME=VALUE`. */
 export const normalizeArgs = (args: ReadonlyArray<string>): Array<string> => args.flatMap((a) => (/^-D.+/.test(a) ? ["-D", a.slice(2)] : [a]))
 
-/** Exit statuses: 0 success, 1 the input was bad (assembly/loader/file errors), 2 usage error. */
+/** Exit statuses: 0 success, 1 the input was bad (assembly/loader/file errors) or the guest failed, 2 usage error, 3 guest fault, 4 limit (see `kvmsim run --help`). */
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const args = normalizeArgs(argv)
   const program = Command.run(kvmsim, { version: "0.1.0" }).pipe(Effect.provide(nodeEnvironment(args)))
@@ -25,6 +26,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   const error = failure.value as { _tag?: string; message?: string }
   switch (error._tag) {
+    case "CliExit":
+      return (error as unknown as { code: number }).code
     case "ShowHelp":
       // --help (or a bare command) prints help and succeeds; parse errors were printed with it.
       return (error as { errors?: ReadonlyArray<unknown> }).errors?.length ? 2 : 0
