@@ -326,7 +326,17 @@ const handleVmcall: ExitHandler = (vcpu, lp) => {
       resultLo = -KvmHcError.ENOSYS
       resultHi = -1
     } else {
-      const result = def.handle(hypercallCall(vcpu, lp, longMode))
+      const call = hypercallCall(vcpu, lp, longMode)
+      const result = def.handle(call)
+      if (call.forwarded !== undefined) {
+        // KVM_EXIT_HYPERCALL: RAX and the RIP advance wait for user space's answer.
+        const [a0, a1, a2] = call.forwarded
+        call.forwarded = undefined
+        vcpu.pending = Pending.Hypercall
+        vcpu.run.exitReason = KvmExit.HYPERCALL
+        vcpu.run.exit = { reason: KvmExit.HYPERCALL, nr: BigInt(nrLo), args: [a0, a1, a2, 0n, 0n, 0n], ret: 0n }
+        return Next.Userspace
+      }
       if (typeof result === "number") {
         resultLo = result | 0
         resultHi = result < 0 ? -1 : Math.floor(result / TWO32) | 0
@@ -351,6 +361,8 @@ const handleVmcall: ExitHandler = (vcpu, lp) => {
  */
 class HypercallContext implements HypercallCall {
   longMode = true
+  /** Set by exitToUserspace for the call in progress. */
+  forwarded: readonly [bigint, bigint, bigint] | undefined
   constructor(
     readonly caller: Vcpu,
     private readonly lp: () => LogicalProcessor,
@@ -402,11 +414,17 @@ class HypercallContext implements HypercallCall {
   yieldSlice(): void {
     this.caller.yieldRequested = true
   }
+  forwardedToUserspace(nr: number): boolean {
+    return nr < 64 && (this.caller.vm.exitHypercalls & (1n << BigInt(nr))) !== 0n
+  }
+  exitToUserspace(args: readonly [bigint, bigint, bigint]): void {
+    this.forwarded = args
+  }
 }
 
 const contexts = new WeakMap<Vcpu, HypercallContext>()
 
-const hypercallCall = (vcpu: Vcpu, _lp: LogicalProcessor, longMode: boolean): HypercallCall => {
+const hypercallCall = (vcpu: Vcpu, _lp: LogicalProcessor, longMode: boolean): HypercallContext => {
   let context = contexts.get(vcpu)
   if (context === undefined) {
     context = new HypercallContext(vcpu, () => vcpu.lp)

@@ -45,6 +45,10 @@ export interface HypercallCall {
   sendInterrupt(id: number, vector: number): boolean
   /** Gives up the rest of the caller's time slice (SCHED_YIELD). */
   yieldSlice(): void
+  /** Whether user space asked (KVM_CAP_EXIT_HYPERCALL) to handle hypercall `nr` itself. */
+  forwardedToUserspace(nr: number): boolean
+  /** Ends the call with KVM_EXIT_HYPERCALL: user space answers in kvm_run.hypercall.ret (the handler's result is ignored). */
+  exitToUserspace(args: readonly [bigint, bigint, bigint]): void
 }
 
 /** A handler returns RAX: a number (sign-extended to 64 bits) or a bigint. */
@@ -162,6 +166,20 @@ export const builtinHypercalls = (profile: KernelProfile, vcpuInfoNr: number): A
     },
   ]
   if (profile.hasSchedYield) {
+    defs.push({
+      nr: KvmHc.MAP_GPA_RANGE,
+      name: "KVM_HC_MAP_GPA_RANGE",
+      // a0 = first GPA (page-aligned), a1 = pages, a2 = attributes (bits 63:5 reserved). Handled by
+      // user space only if it enabled KVM_CAP_EXIT_HYPERCALL for this number.
+      handle: (call) => {
+        if (!call.forwardedToUserspace(KvmHc.MAP_GPA_RANGE)) return -KvmHcError.ENOSYS
+        const [gpa, pages, attrs] = call.args
+        const end = gpa + pages * 4096n
+        if ((gpa & 0xfffn) !== 0n || pages === 0n || end > 1n << 52n || (attrs >> 5n) !== 0n) return -KvmHcError.EINVAL
+        call.exitToUserspace([gpa, pages, attrs])
+        return 0
+      },
+    })
     defs.push({
       nr: KvmHc.SCHED_YIELD,
       name: "KVM_HC_SCHED_YIELD",

@@ -22,7 +22,7 @@ import { HypercallTable, builtinHypercalls } from "./hypercalls.ts"
 import type { HypercallDefinition, RegisterResult } from "./hypercalls.ts"
 import { NullTraceSink } from "./trace-sink.ts"
 import type { KvmTraceSink } from "./trace-sink.ts"
-import { KVM_API_VERSION, KVM_MAX_VCPUS, KVM_SOFT_MAX_VCPUS, KVM_USER_MEM_SLOTS, KvmCap } from "./uapi.ts"
+import { KVM_API_VERSION, KVM_MAX_VCPUS, KVM_SOFT_MAX_VCPUS, KVM_USER_MEM_SLOTS, KvmCap, KvmHc } from "./uapi.ts"
 import { Vcpu } from "./vcpu.ts"
 import { EXCEPTION_BITMAP, setupVmcsConfig, vmwriteOrThrow, writeHostState } from "./vmcs-config.ts"
 import type { VmcsConfig } from "./vmcs-config.ts"
@@ -331,6 +331,9 @@ export class Kvm {
         return KVM_MAX_VCPUS
       case KvmCap.NR_MEMSLOTS:
         return KVM_USER_MEM_SLOTS
+      case KvmCap.EXIT_HYPERCALL:
+        // KVM_EXIT_HYPERCALL_VALID_MASK: only MAP_GPA_RANGE (v5.14+).
+        return this.profile.name === "linux-6.x" ? 1 << KvmHc.MAP_GPA_RANGE : 0
       default:
         return 0
     }

@@ -16,7 +16,7 @@ import { VmxStatus } from "../vmx/outcome.ts"
 import { Cost } from "./costs.ts"
 import { kvmError } from "./errors.ts"
 import type { KvmError } from "./errors.ts"
-import { LOCAL_TIMER_VECTOR, Next, exitHandlerFor } from "./exits.ts"
+import { LOCAL_TIMER_VECTOR, Next, exitHandlerFor, skipInstruction } from "./exits.ts"
 import { EXIT_REASON_SLOTS, VcpuStat } from "./stats.ts"
 import { KvmEvent } from "./trace-sink.ts"
 import { KvmExit } from "./uapi.ts"
@@ -139,6 +139,13 @@ const completeUserspace = (vcpu: Vcpu): void => {
     }
     const trace = vcpu.vm.kvm.trace
     if (trace.on[KvmEvent.pio] === 1 && vcpu.thread !== undefined) trace.pio(vcpu.thread.cpu, vcpu.thread.task.pid, 0, vcpu.pendingGpa, size, 1, value >>> 0)
+  } else if (vcpu.pending === Pending.Hypercall) {
+    // complete_hypercall_exit: RAX = kvm_run.hypercall.ret, count it, skip the VMCALL.
+    const exit = vcpu.run.exit
+    const ret = exit !== undefined && exit.reason === KvmExit.HYPERCALL ? BigInt.asUintN(64, exit.ret) : 0n
+    r.setReg(Reg.RAX, ret)
+    vcpu.stats.counters[VcpuStat.hypercalls]!++
+    skipInstruction(vcpu, vcpu.lp)
   } else if (vcpu.pending === Pending.MmioRead) {
     const engine = engineOf(r)
     let lo = 0
@@ -234,8 +241,10 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     const retiredBefore = regs.instructionsRetired
     let status = lp.currentLaunched ? lp.vmresume(tickInstructions) : lp.vmlaunch(tickInstructions)
     if (status === VmxStatus.GuestRunning) {
-      // The budget ran to the host tick: the timer interrupt arrives, external-interrupt exiting
-      // turns it into a VM exit.
+      // The budget ran to the host tick (or the guest halted without exiting, e.g. HLT exiting
+      // cleared through sysfs, and the CPU sits in HLT until then): the timer interrupt arrives,
+      // external-interrupt exiting turns it into a VM exit.
+      if (lp.guestHalted) clock.raiseTo(cpu, clock.nextTickNs(cpu))
       regs.requestInterrupt(LOCAL_TIMER_VECTOR)
       status = lp.continueGuest(1)
       if (status === VmxStatus.GuestRunning) {

@@ -58,6 +58,7 @@ export const KvmCap = {
   READONLY_MEM: 81,
   MAX_VCPU_ID: 128,
   IMMEDIATE_EXIT: 136,
+  EXIT_HYPERCALL: 201,
 } as const
 
 /** x86 limits of the 5.x/6.x kernels (arch/x86/include/asm/kvm_host.h). */

@@ -41,11 +41,14 @@ export class KvmRun {
 }
 
 /** What the next KVM_RUN must complete before entering the guest (user space has answered). */
-export const enum Pending {
-  None = 0,
-  PioIn = 1,
-  MmioRead = 2,
-}
+export const Pending = {
+  None: 0,
+  PioIn: 1,
+  MmioRead: 2,
+  /** A hypercall forwarded to user space (KVM_EXIT_HYPERCALL): RAX gets kvm_run's ret. */
+  Hypercall: 3,
+} as const
+export type Pending = (typeof Pending)[keyof typeof Pending]
 
 export class Vcpu implements HypercallVcpu {
   readonly regs: CpuState

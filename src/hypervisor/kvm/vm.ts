@@ -10,7 +10,7 @@ import { kvmError } from "./errors.ts"
 import type { KvmError } from "./errors.ts"
 import type { Kvm } from "./kvm.ts"
 import { VM_STAT_COUNT } from "./stats.ts"
-import { KVM_MAX_VCPUS, KVM_MEM_READONLY, KVM_USER_MEM_SLOTS } from "./uapi.ts"
+import { KVM_MAX_VCPUS, KVM_MEM_READONLY, KVM_USER_MEM_SLOTS, KvmCap } from "./uapi.ts"
 import type { KvmUserspaceMemoryRegion } from "./uapi.ts"
 import { Vcpu } from "./vcpu.ts"
 import { vmwriteOrThrow } from "./vmcs-config.ts"
@@ -39,6 +39,8 @@ export class Vm {
   private readonly eptPages: Array<bigint> = []
   eptp = 0n
   private readonly slots = new Map<number, KvmUserspaceMemoryRegion>()
+  /** KVM_CAP_EXIT_HYPERCALL: bit n set = hypercall n goes to user space as KVM_EXIT_HYPERCALL. */
+  exitHypercalls = 0n
 
   constructor(
     readonly kvm: Kvm,
@@ -82,6 +84,18 @@ export class Vm {
   private check(call: string): Result<void> {
     if (this.destroyed) return fail(call, Errno.EBADF, "the VM file descriptor is closed")
     if (this.dead) return fail(call, Errno.EIO, `the VM is dead after an internal error (${this.deadReason}); destroy it`)
+    return ok(undefined)
+  }
+
+  /** KVM_ENABLE_CAP on the VM; only KVM_CAP_EXIT_HYPERCALL (201) with a subset of the valid mask. */
+  enableCap(cap: number, arg0: bigint): Result<void> {
+    const call = "KVM_ENABLE_CAP"
+    const c = this.check(call)
+    if (!c.ok) return c
+    const valid = BigInt(this.kvm.checkExtension(KvmCap.EXIT_HYPERCALL))
+    if (cap !== KvmCap.EXIT_HYPERCALL || valid === 0n) return fail(call, Errno.EINVAL, `capability ${cap} cannot be enabled on a VM`)
+    if ((arg0 & ~valid) !== 0n) return fail(call, Errno.EINVAL, `args[0] 0x${arg0.toString(16)} has bits outside KVM_EXIT_HYPERCALL_VALID_MASK 0x${valid.toString(16)}`)
+    this.exitHypercalls = arg0
     return ok(undefined)
   }
 
