@@ -3,11 +3,19 @@
 // VMCS (VMWRITE, and the guest-state saving of a VM exit) marks the checks that read the field.
 // A check's verdict depends only on its declared fields and the capability MSRs (checks that
 // read anything else run every time), so the first failure is the same as a full run's.
-import { entryChecks, type EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
-import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
-import { checkRules, type CheckContext } from "./entry-check-rules.ts"
+import { entryChecks as entryChecksImport, type EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
+import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
+import { checkRules as checkRulesImport, type CheckContext } from "./entry-check-rules.ts"
 import type { VmxCapabilities } from "./capabilities.ts"
-import { fieldOrdinal, VMCS_FIELD_COUNT } from "./vmcs-layout.ts"
+import { fieldOrdinal as fieldOrdinalImport, VMCS_FIELD_COUNT as VMCS_FIELD_COUNTImport } from "./vmcs-layout.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const entryChecks = entryChecksImport
+const F = FImport
+const checkRules = checkRulesImport
+const fieldOrdinal = fieldOrdinalImport
+const VMCS_FIELD_COUNT = VMCS_FIELD_COUNTImport
 
 export const CHECK_COUNT = checkRules.length
 

@@ -1,11 +1,20 @@
 // The predicates behind the VM-entry checks of src/arch/vmx/entry-checks.ts, one per check, in
 // the same order. Each lists the VMCS fields it reads (so VMWRITE can mark it dirty) and whether
 // it also reads something outside the VMCS (processor state, memory): those run on every entry.
-import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
-import { EntryControl, ExitControl, PinControl, PrimaryControl, SecondaryControl } from "../../arch/vmx/control-bits.ts"
+import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
+import { EntryControl as EntryControlImport, ExitControl as ExitControlImport, PinControl as PinControlImport, PrimaryControl as PrimaryControlImport, SecondaryControl as SecondaryControlImport } from "../../arch/vmx/control-bits.ts"
 import type { VmxCapabilities } from "./capabilities.ts"
 import type { HostPhysicalMemory } from "./host-memory.ts"
 import type { VmcsView } from "./vmcs-view.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const F = FImport
+const EntryControl = EntryControlImport
+const ExitControl = ExitControlImport
+const PinControl = PinControlImport
+const PrimaryControl = PrimaryControlImport
+const SecondaryControl = SecondaryControlImport
 
 /** What a check may look at besides the VMCS fields it declares. */
 export interface CheckContext {

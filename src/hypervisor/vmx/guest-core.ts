@@ -1,8 +1,16 @@
 // The guest core as VMX uses it: the hot loop, and event injection at VM entry (SDM 26.5).
-import { ActivityState, Interruptibility, type CpuState } from "../../guest/cpu/state.ts"
-import { EXIT } from "../../guest/exec/engine.ts"
-import { InterruptionType, type Intercepts } from "../../guest/intercept.ts"
-import { engineOf } from "../../guest/run.ts"
+import { ActivityState as ActivityStateImport, Interruptibility as InterruptibilityImport, type CpuState } from "../../guest/cpu/state.ts"
+import { EXIT as EXITImport } from "../../guest/exec/engine.ts"
+import { InterruptionType as InterruptionTypeImport, type Intercepts } from "../../guest/intercept.ts"
+import { engineOf as engineOfImport } from "../../guest/run.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const ActivityState = ActivityStateImport
+const Interruptibility = InterruptibilityImport
+const EXIT = EXITImport
+const InterruptionType = InterruptionTypeImport
+const engineOf = engineOfImport
 
 export { runBatch, RunOutcome } from "../../guest/run.ts"
 

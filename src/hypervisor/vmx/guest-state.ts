@@ -1,13 +1,23 @@
 // Moving the guest-state area between the VMCS and the guest core's register file: VM entry
 // loads it (SDM 26.3.2), VM exit saves it (27.3). Numbers only; a field whose value changes on
 // save marks the entry checks that read it, so the next entry re-checks just those.
-import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
-import { EntryControl, ExitControl } from "../../arch/vmx/control-bits.ts"
-import { MsrSlot, Seg, type CpuState } from "../../guest/cpu/state.ts"
+import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
+import { EntryControl as EntryControlImport, ExitControl as ExitControlImport } from "../../arch/vmx/control-bits.ts"
+import { MsrSlot as MsrSlotImport, Seg as SegImport, type CpuState } from "../../guest/cpu/state.ts"
 import type { EntryCheckState } from "./entry-check-engine.ts"
-import { fieldOrdinal } from "./vmcs-layout.ts"
-import { GuestWrites } from "./platform.ts"
+import { fieldOrdinal as fieldOrdinalImport } from "./vmcs-layout.ts"
+import { GuestWrites as GuestWritesImport } from "./platform.ts"
 import type { VmcsView } from "./vmcs-view.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const F = FImport
+const EntryControl = EntryControlImport
+const ExitControl = ExitControlImport
+const MsrSlot = MsrSlotImport
+const Seg = SegImport
+const fieldOrdinal = fieldOrdinalImport
+const GuestWrites = GuestWritesImport
 
 const TWO32 = 4294967296
 const EFER_LME = 1 << 8

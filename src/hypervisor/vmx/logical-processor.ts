@@ -2,23 +2,47 @@
 // the capability MSRs, the VMXON pointer and current-VMCS pointer, and the VMX instructions as
 // methods the (TypeScript) host kernel calls. Checks follow the SDM's pseudo-code order
 // (Vol. 3C 30.3): #UD, then #GP, then VMfailInvalid / VMfailValid(n), then the operation.
-import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
-import { VmInstructionError as E } from "../../arch/vmx/instruction-errors.ts"
-import { FeatureControl, VmxMsr } from "../../arch/vmx/msrs.ts"
-import { FieldType, fieldType } from "../../arch/vmx/vmcs-encoding.ts"
+import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
+import { VmInstructionError as EImport } from "../../arch/vmx/instruction-errors.ts"
+import { FeatureControl as FeatureControlImport, VmxMsr as VmxMsrImport } from "../../arch/vmx/msrs.ts"
+import { FieldType as FieldTypeImport, fieldType as fieldTypeImport } from "../../arch/vmx/vmcs-encoding.ts"
 import { VmxCapabilities } from "./capabilities.ts"
 import type { HostPage, HostPhysicalMemory } from "./host-memory.ts"
-import { VmxStatus, describeOutcome, type OutcomeSource, type VmxOutcome } from "./outcome.ts"
-import { GuestWrites, type ActiveVmcs, type VmxPlatform } from "./platform.ts"
-import { Access, accessKind, byteOffset, fieldOrdinal, VMCS_LAUNCH_SESSION_OFFSET, VMCS_LAUNCH_STATE_OFFSET } from "./vmcs-layout.ts"
+import type { VmxStatus as VmxStatusType } from "./outcome.ts"
+import { VmxStatus as VmxStatusImport, describeOutcome as describeOutcomeImport, type OutcomeSource, type VmxOutcome } from "./outcome.ts"
+import { GuestWrites as GuestWritesImport, type ActiveVmcs, type VmxPlatform } from "./platform.ts"
+import { Access as AccessImport, accessKind as accessKindImport, byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport, VMCS_LAUNCH_SESSION_OFFSET as VMCS_LAUNCH_SESSION_OFFSETImport, VMCS_LAUNCH_STATE_OFFSET as VMCS_LAUNCH_STATE_OFFSETImport } from "./vmcs-layout.ts"
 import { VmcsView } from "./vmcs-view.ts"
 import { RootState } from "./root-state.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
 import type { CheckContext } from "./entry-check-rules.ts"
-import { checkInfo, explainFailure } from "./entry-check-engine.ts"
+import { checkInfo as checkInfoImport, explainFailure as explainFailureImport } from "./entry-check-engine.ts"
 import type { EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
 import { VmxIntercepts } from "./vmx-intercepts.ts"
-import { continueGuest, vmEntry } from "./transitions.ts"
+import { continueGuest as continueGuestImport, vmEntry as vmEntryImport } from "./transitions.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const F = FImport
+const E = EImport
+const FeatureControl = FeatureControlImport
+const VmxMsr = VmxMsrImport
+const FieldType = FieldTypeImport
+const fieldType = fieldTypeImport
+const VmxStatus = VmxStatusImport
+type VmxStatus = VmxStatusType
+const describeOutcome = describeOutcomeImport
+const GuestWrites = GuestWritesImport
+const Access = AccessImport
+const accessKind = accessKindImport
+const byteOffset = byteOffsetImport
+const fieldOrdinal = fieldOrdinalImport
+const VMCS_LAUNCH_SESSION_OFFSET = VMCS_LAUNCH_SESSION_OFFSETImport
+const VMCS_LAUNCH_STATE_OFFSET = VMCS_LAUNCH_STATE_OFFSETImport
+const checkInfo = checkInfoImport
+const explainFailure = explainFailureImport
+const continueGuest = continueGuestImport
+const vmEntry = vmEntryImport
 
 const NO_VMCS = -1
 

@@ -1,8 +1,14 @@
 // The VM-entry MSR-load, VM-exit MSR-store and VM-exit MSR-load areas (SDM 24.7.2, 24.8.2):
 // 16-byte entries {index: u32, reserved: u32, data: u64} in host physical memory.
-import { Msr } from "../../arch/msr.ts"
-import { MsrSlot, Seg, type CpuState } from "../../guest/cpu/state.ts"
+import { Msr as MsrImport } from "../../arch/msr.ts"
+import { MsrSlot as MsrSlotImport, Seg as SegImport, type CpuState } from "../../guest/cpu/state.ts"
 import type { HostPhysicalMemory } from "./host-memory.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const Msr = MsrImport
+const MsrSlot = MsrSlotImport
+const Seg = SegImport
 
 /** MSRs the guest core keeps, by index → MsrSlot (FS/GS base and EFER handled separately). */
 const SLOT_BY_INDEX = new Map<number, number>([

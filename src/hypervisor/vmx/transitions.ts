@@ -2,19 +2,44 @@
 // checks, the entry checks (error 7, error 8, or a failed entry with exit reason 33/34), loading
 // guest state and the MSR-load list, event injection, running the guest core until it exits,
 // then recording the exit, saving guest state, the MSR areas and loading host state.
-import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
-import { ExitControl, PinControl } from "../../arch/vmx/control-bits.ts"
-import { ExitReason, EXIT_REASON_FAILED_VMENTRY } from "../../arch/exit-reasons.ts"
-import { VmInstructionError as E } from "../../arch/vmx/instruction-errors.ts"
+import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
+import { ExitControl as ExitControlImport, PinControl as PinControlImport } from "../../arch/vmx/control-bits.ts"
+import { ExitReason as ExitReasonImport, EXIT_REASON_FAILED_VMENTRY as EXIT_REASON_FAILED_VMENTRYImport } from "../../arch/exit-reasons.ts"
+import { VmInstructionError as EImport } from "../../arch/vmx/instruction-errors.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
-import { injectEvent, runBatch, RunOutcome } from "./guest-core.ts"
-import { checkInfo, firstFailingCheck } from "./entry-check-engine.ts"
-import { loadChangedGuestState, loadGuestState, saveGuestState } from "./guest-state.ts"
-import { GuestWrites, type ActiveVmcs } from "./platform.ts"
+import { injectEvent as injectEventImport, runBatch as runBatchImport, RunOutcome as RunOutcomeImport } from "./guest-core.ts"
+import { checkInfo as checkInfoImport, firstFailingCheck as firstFailingCheckImport } from "./entry-check-engine.ts"
+import { loadChangedGuestState as loadChangedGuestStateImport, loadGuestState as loadGuestStateImport, saveGuestState as saveGuestStateImport } from "./guest-state.ts"
+import { GuestWrites as GuestWritesImport, type ActiveVmcs } from "./platform.ts"
 import type { LogicalProcessor } from "./logical-processor.ts"
-import { RootReg } from "./root-state.ts"
-import { loadEntryMsrs, loadExitMsrs, storeExitMsrs } from "./msr-areas.ts"
-import { VmxStatus } from "./outcome.ts"
+import { RootReg as RootRegImport } from "./root-state.ts"
+import { loadEntryMsrs as loadEntryMsrsImport, loadExitMsrs as loadExitMsrsImport, storeExitMsrs as storeExitMsrsImport } from "./msr-areas.ts"
+import type { VmxStatus as VmxStatusType } from "./outcome.ts"
+import { VmxStatus as VmxStatusImport } from "./outcome.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const F = FImport
+const ExitControl = ExitControlImport
+const PinControl = PinControlImport
+const ExitReason = ExitReasonImport
+const EXIT_REASON_FAILED_VMENTRY = EXIT_REASON_FAILED_VMENTRYImport
+const E = EImport
+const injectEvent = injectEventImport
+const runBatch = runBatchImport
+const RunOutcome = RunOutcomeImport
+const checkInfo = checkInfoImport
+const firstFailingCheck = firstFailingCheckImport
+const loadChangedGuestState = loadChangedGuestStateImport
+const loadGuestState = loadGuestStateImport
+const saveGuestState = saveGuestStateImport
+const GuestWrites = GuestWritesImport
+const RootReg = RootRegImport
+const loadEntryMsrs = loadEntryMsrsImport
+const loadExitMsrs = loadExitMsrsImport
+const storeExitMsrs = storeExitMsrsImport
+const VmxStatus = VmxStatusImport
+type VmxStatus = VmxStatusType
 
 const TWO32 = 4294967296
 

@@ -1,7 +1,13 @@
 // Typed reads and writes of VMCS fields inside a region page, by encoding, using the layout's
 // offset table. No allocation on the number paths; bigint only at the boundary accessors.
-import { Access, accessKind, byteOffset } from "./vmcs-layout.ts"
+import { Access as AccessImport, accessKind as accessKindImport, byteOffset as byteOffsetImport } from "./vmcs-layout.ts"
 import type { HostPage } from "./host-memory.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const Access = AccessImport
+const accessKind = accessKindImport
+const byteOffset = byteOffsetImport
 
 export class VmcsView {
   page: HostPage

@@ -2,12 +2,20 @@
 // copies the controls into plain numbers here (what a real processor caches at entry), so the
 // per-instruction questions are a few bit tests; bitmaps are read from host physical memory
 // where the VMCS points, as the hardware reads them.
-import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
-import { ExitControl, PinControl, PrimaryControl, SecondaryControl } from "../../arch/vmx/control-bits.ts"
+import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
+import { ExitControl as ExitControlImport, PinControl as PinControlImport, PrimaryControl as PrimaryControlImport, SecondaryControl as SecondaryControlImport } from "../../arch/vmx/control-bits.ts"
 import type { GuestPhysicalTranslator, Intercepts } from "../../guest/intercept.ts"
 import type { HostPhysicalMemory } from "./host-memory.ts"
 import { EptWalker } from "./ept.ts"
 import type { VmcsView } from "./vmcs-view.ts"
+
+// Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
+// import into a getter call, which the hot path cannot afford. The bindings never change.
+const F = FImport
+const ExitControl = ExitControlImport
+const PinControl = PinControlImport
+const PrimaryControl = PrimaryControlImport
+const SecondaryControl = SecondaryControlImport
 
 const TWO32 = 4294967296
 
