@@ -68,7 +68,13 @@ export class Vm {
     }
     this.eptPages.push(pml4, pdpt)
     mem.write64(pml4, pdpt | EPT_RWX)
-    for (let i = 0n; i < 512n; i++) mem.write64(pdpt + i * 8n, (i << 30n) | EPT_RWX | EPT_WB | EPT_LARGE)
+    // 1 GiB leaves: frame i << 30 splits into a low dword (bits 31:30) and a high dword (i >> 2).
+    const base = Number(pdpt)
+    const low = Number(EPT_RWX | EPT_WB | EPT_LARGE)
+    for (let i = 0; i < 512; i++) {
+      mem.write32(base + i * 8, (((i & 3) << 30) | low) >>> 0)
+      mem.write32(base + i * 8 + 4, i >>> 2)
+    }
     // EPTP: write-back paging structures, 4-level walk (length - 1 = 3 in bits 5:3).
     this.eptp = pml4 | (3n << 3n) | 6n
     return true

@@ -54,7 +54,13 @@ export const writeBootStructures = (mem: Uint8Array): void => {
   writeU64(mem, BootLayout.gdt + 32, base >> 32n)
   writeU64(mem, BootLayout.pml4, BigInt(BootLayout.pdpt) | PTE_PRESENT | PTE_WRITABLE)
   writeU64(mem, BootLayout.pdpt, BigInt(BootLayout.pd) | PTE_PRESENT | PTE_WRITABLE)
-  for (let i = 0n; i < 512n; i++) writeU64(mem, BootLayout.pd + Number(i) * 8, (i * TWO_MIB) | PTE_PRESENT | PTE_WRITABLE | PTE_PAGE_SIZE)
+  // 512 PDEs: 2 MiB frames below 1 GiB fit in the low dword, the high dword stays 0.
+  const view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength)
+  const flags = Number(PTE_PRESENT | PTE_WRITABLE | PTE_PAGE_SIZE)
+  for (let i = 0; i < 512; i++) {
+    view.setUint32(BootLayout.pd + i * 8, i * Number(TWO_MIB) + flags, true)
+    view.setUint32(BootLayout.pd + i * 8 + 4, 0, true)
+  }
 }
 
 const segment = (selector: number, type: number, code: boolean): KvmSegment => ({
