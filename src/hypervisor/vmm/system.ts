@@ -2,7 +2,7 @@
 // clock from the kernel profile, comms from the task table), and kvm + kvm_intel loaded with
 // their tracepoints going to that ftrace. Everything is released with the scope.
 
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { makeHostKernel } from "../../host/kernel.ts"
 import type { HostKernelOptions, HostKernelShape } from "../../host/kernel.ts"
@@ -52,3 +52,9 @@ export const catTrace = (trace: TraceShape): string => {
     reader.close()
   }
 }
+
+/** The simulated host as an Effect service. */
+export class Host extends Context.Service<Host, SimulatedHost>()("kvmsim/vmm/Host") {}
+
+/** A Layer booting a simulated host (released with the layer's scope). */
+export const HostLive = (options: SimulatedHostOptions = {}): Layer.Layer<Host, ModuleError> => Layer.effect(Host, bootHost(options))

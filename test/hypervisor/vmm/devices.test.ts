@@ -78,3 +78,20 @@ describe("bare-mode long-mode setup", () => {
     expect(s.cr3).toBe(0x1000n)
   })
 })
+
+import { Effect } from "effect"
+import { Host, HostLive } from "../../../src/hypervisor/vmm/system.ts"
+import { runWith } from "../../support/effect.ts"
+
+describe("the simulated host as a service", () => {
+  it("HostLive provides a host with kvm and kvm_intel loaded", async () => {
+    const exit = await runWith(
+      HostLive({ profile: "linux-6.x", cpus: 2 }),
+      Effect.gen(function* () {
+        const { host, kvm } = yield* Host
+        return { modules: host.modules.lsmod().map((m) => m.name), cpus: host.cpuCount, vcpuInfo: kvm.vcpuInfoHypercall }
+      }),
+    )
+    expect(exit._tag === "Success" && exit.value).toEqual({ modules: ["kvm_intel", "kvm"], cpus: 2, vcpuInfo: 13 })
+  })
+})
