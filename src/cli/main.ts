@@ -3,15 +3,26 @@ import { Command } from "effect/cli"
 import { asmCommand } from "./commands/asm.ts"
 import { disasmCommand } from "./commands/disasm.ts"
 import { runCommand } from "./commands/run.ts"
+import { statCommand } from "./commands/stat.ts"
+import { traceCommand } from "./commands/trace.ts"
 import { nodeEnvironment } from "./platform/index.ts"
+import { exitStatusHelp } from "./sim/outcome.ts"
 
 export const kvmsim = Command.make("kvmsim").pipe(
-  Command.withDescription("kvmsim: a simulated Linux host running KVM on an Intel CPU with VT-x"),
-  Command.withSubcommands([runCommand, asmCommand, disasmCommand]),
+  Command.withDescription(
+    [
+      "kvmsim: a simulated Linux host running KVM on an Intel CPU with VT-x",
+      "",
+      "Exit status (run, stat, shell, check):",
+      ...exitStatusHelp.map((l) => `  ${l}`),
+    ].join("\n"),
+  ),
+  Command.withSubcommands([runCommand, statCommand, traceCommand, asmCommand, disasmCommand]),
 )
 
 /** nasm-style `-DNAME=VALUE` (no space) becomes `-D NAME=VALUE`. */
-export const normalizeArgs = (args: ReadonlyArray<string>): Array<string> => args.flatMap((a) => (/^-D.+/.test(a) ? ["-D", a.slice(2)] : [a]))
+export const normalizeArgs = (args: ReadonlyArray<string>): Array<string> =>
+  args.flatMap((a) => (/^-D.+/.test(a) ? ["-D", a.slice(2)] : a === "-1" ? ["--once"] : [a]))
 
 /** Exit statuses: 0 success, 1 the input was bad (assembly/loader/file errors) or the guest failed, 2 usage error, 3 guest fault, 4 limit (see `kvmsim run --help`). */
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {

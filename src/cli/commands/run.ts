@@ -75,6 +75,7 @@ export const runCommand = Command.make(
       if (result.outcome.code !== ExitStatus.Ok) return yield* Effect.fail(new CliExit({ code: result.outcome.code }))
     }).pipe(Effect.catchTag("UsageError", usage)),
 ).pipe(
+  Command.withShortDescription("Run GUEST (.asm, ELF or flat binary) as a user program of the mini kernel, or --bare"),
   Command.withDescription(
     [
       "Run GUEST on a simulated Linux host with KVM: by default as a user program of the mini guest kernel on every vCPU, with --bare as the whole guest.",

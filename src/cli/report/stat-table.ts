@@ -54,10 +54,10 @@ export const formatStatTable = (rows: ReadonlyArray<StatRow>): string => {
 export const formatStatBatch = (rows: ReadonlyArray<StatRow>): string => rows.map((r) => `${r.event.padEnd(42)}${String(r.total).padStart(10)}${String(r.rate).padStart(10)}\n`).join("")
 
 /** kvm_stat -l: the header of event names (as kvm_stat prints them, 10 wide), then one line per sample. */
-export const formatStatLogHeader = (events: ReadonlyArray<string>): string => events.map((e) => e.slice(0, 20).padStart(Math.max(10, Math.min(20, e.length)) + 1)).join("") + "\n"
+export const formatStatLogHeader = (events: ReadonlyArray<string>): string => events.map((e) => ` ${e.padStart(Math.max(9, e.length))}`).join("") + "\n"
 
 export const formatStatLogLine = (events: ReadonlyArray<string>, deltas: ReadonlyMap<string, number>): string =>
-  events.map((e) => String(deltas.get(e) ?? 0).padStart(Math.max(10, Math.min(20, e.length)) + 1)).join("") + "\n"
+  events.map((e) => ` ${String(deltas.get(e) ?? 0).padStart(Math.max(9, e.length))}`).join("") + "\n"
 
 export const statJson = (rows: ReadonlyArray<StatRow>): Record<string, { total: number; percent: number; rate: number }> => {
   const out: Record<string, { total: number; percent: number; rate: number }> = {}
