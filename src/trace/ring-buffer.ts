@@ -110,7 +110,6 @@ export class CpuRingBuffer {
   /** Called after every commit; the tracer uses it to wake blocked trace_pipe readers. */
   onCommit: (() => void) | undefined = undefined
 
-  private reservedAt = -1
   private reservedLength = 0
 
   constructor(pages: number) {
@@ -180,7 +179,6 @@ export class CpuRingBuffer {
     this.lostEvents = 0
     this.lastStamp = 0
     this.readStamp = 0
-    this.reservedAt = -1
   }
 
   /**
@@ -190,11 +188,31 @@ export class CpuRingBuffer {
    */
   reserve(payloadBytes: number, ts: number): number {
     if (payloadBytes > MAX_PAYLOAD_BYTES) return -1
-    const length = recordLength(payloadBytes)
-    if (ts < this.lastStamp) ts = this.lastStamp
+    // recordLength(), inlined for the hot path.
+    let length = payloadBytes === 0 ? 1 : payloadBytes
+    if (length > MAX_SMALL_PAYLOAD) length += 4
+    length = (length + 7) & ~3
+    if (length === 12) length = 16
+    const last = this.lastStamp
+    if (ts < last) ts = last
     let tail = this.tail
     let used = this.pageUsed[tail]!
-    let delta = ts - this.lastStamp
+    let delta = ts - last
+    if (used !== 0 && delta < DELTA_LIMIT && used + length <= PAGE_DATA_BYTES && this.pageClosed[tail] === 0) {
+      // The common case: the event fits on the page being written, no time extend needed.
+      let word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
+      if (payloadBytes > MAX_SMALL_PAYLOAD) {
+        this.words[word] = delta << 5
+        this.words[word + 1] = length - 4
+        word += 1
+      } else {
+        this.words[word] = ((length - 4) >> 2) | (delta << 5)
+      }
+      this.pageUsed[tail] = used + length
+      this.lastStamp = ts
+      this.reservedLength = length
+      return word + 1
+    }
     let extend = used > 0 && delta >= DELTA_LIMIT
     if (this.pageClosed[tail] === 1 || used + length + (extend ? TIME_EXTEND_BYTES : 0) > PAGE_DATA_BYTES) {
       if (!this.moveTail()) {
@@ -227,18 +245,15 @@ export class CpuRingBuffer {
     }
     this.pageUsed[tail] = used + length
     this.lastStamp = ts
-    this.reservedAt = tail
     this.reservedLength = length + (extend ? TIME_EXTEND_BYTES : 0)
     return word + 1
   }
 
-  /** Commits the event reserved last. */
+  /** Commits the event reserved last (it is on the tail page: nothing writes in between). */
   commit(): void {
-    const page = this.reservedAt
-    this.pageEntries[page]! += 1
+    this.pageEntries[this.tail]! += 1
     this.entries++
     this.entriesBytes += this.reservedLength
-    this.reservedAt = -1
     const wake = this.onCommit
     if (wake !== undefined) wake()
   }

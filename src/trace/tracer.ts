@@ -59,7 +59,20 @@ export class PrintkSite {
     readonly puts: boolean,
     /** Packed argument bytes when no %s makes the size vary, else -1. */
     readonly fixedArgBytes: number,
-  ) {}
+  ) {
+    this.wordPacked = !puts && fixedArgBytes >= 0 && format.conversions.every((c) => c.storage === 4 || c.storage === 8)
+    this.address = ADDRESS_LOW_BASE + index * 16
+    this.payloadBytes = puts ? 24 : fixedArgBytes >= 0 ? 24 + ((fixedArgBytes + 3) & ~3) : -1
+    this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
+  }
+  /** Only 4- and 8-byte integers: the arguments are stored as whole words (the fast path). */
+  readonly wordPacked: boolean
+  /** Per argument: 1 when it takes two words. */
+  readonly is64: Uint8Array
+  /** Record payload when it does not depend on string arguments, else -1. */
+  readonly payloadBytes: number
+  /** Low word of the site's ip and fmt pointers. */
+  readonly address: number
 }
 
 export class Tracer {
@@ -80,6 +93,9 @@ export class Tracer {
   private overwriteOn = true
   expanded: boolean
   clockName: TraceClockName = "local"
+  /** 0 local (per-CPU when the source has it), 1 other ns clocks, 2 counter, 3 uptime, 4 x86-tsc. */
+  private clockMode = 0
+  private readonly hasLocalClocks: boolean
   private counterClock = 0
 
   /** The KVM events of this era, and their enable switches (indexed like KVM_EVENT_NAMES). */
@@ -109,6 +125,7 @@ export class Tracer {
     this.hz = options.hz ?? 250
     this.tscHz = options.tscHz ?? 2_400_000_000
     this.expanded = options.expanded ?? false
+    this.hasLocalClocks = options.clock.nowOn !== undefined
     const pages = this.expanded ? pagesForBytes(this.defaultBufferBytes) : 2
     this.rings = Array.from({ length: this.cpuCount }, () => {
       const ring = new CpuRingBuffer(pages)
@@ -179,6 +196,7 @@ export class Tracer {
     const found = this.availableClocks.find((c) => c === name)
     if (found === undefined) return false
     this.clockName = found
+    this.clockMode = found === "local" ? 0 : found === "counter" ? 2 : found === "uptime" ? 3 : found === "x86-tsc" ? 4 : 1
     this.clear()
     return true
   }
@@ -190,18 +208,12 @@ export class Tracer {
 
   /** The trace clock on one CPU now. */
   now(cpu: number): number {
-    const source = this.clockSource
-    const ns = source.nowOn !== undefined && this.clockName === "local" ? source.nowOn(cpu) : source.nowNs()
-    switch (this.clockName) {
-      case "counter":
-        return ++this.counterClock
-      case "uptime":
-        return Math.floor((ns * this.hz) / 1e9)
-      case "x86-tsc":
-        return Math.floor((ns / 1e9) * this.tscHz)
-      default:
-        return ns
-    }
+    const mode = this.clockMode
+    if (mode === 0) return this.hasLocalClocks ? this.clockSource.nowOn!(cpu) : this.clockSource.nowNs()
+    if (mode === 1) return this.clockSource.nowNs()
+    if (mode === 2) return ++this.counterClock
+    const ns = this.clockSource.nowNs()
+    return mode === 3 ? Math.floor((ns * this.hz) / 1e9) : Math.floor((ns / 1e9) * this.tscHz)
   }
 
   // ---- events ----
@@ -319,9 +331,31 @@ export class Tracer {
 
   /** trace_printk from `site` with the staged arguments. Returns whether the record was stored. */
   printk(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
-    if (!this.recording) return false
+    if (!this.tracingOn || this.stoppers !== 0) return false
     const ring = this.rings[cpu]!
-    const header = (context & 0xff) << 16 | ((context >> 8) & 0xff) << 24
+    const header = ((context & 0xffff) << 16) >>> 0
+    if (site.wordPacked) {
+      // Fast path: only 4- and 8-byte integer arguments, stored as whole words.
+      const w = ring.reserve(site.payloadBytes, this.now(cpu))
+      if (w < 0) return false
+      const words = ring.words
+      const address = site.address
+      words[w] = TRACE_BPRINT | header
+      words[w + 1] = pid
+      words[w + 2] = address
+      words[w + 3] = ADDRESS_HIGH
+      words[w + 4] = address
+      words[w + 5] = ADDRESS_HIGH
+      const is64 = site.is64
+      const argLo = this.argLo
+      let at = w + 6
+      for (let i = 0; i < is64.length; i++) {
+        words[at++] = argLo[i]!
+        if (is64[i] === 1) words[at++] = this.argHi[i]!
+      }
+      ring.commit()
+      return true
+    }
     if (site.puts) {
       const w = ring.reserve(24, this.now(cpu))
       if (w < 0) return false
@@ -346,17 +380,7 @@ export class Tracer {
     words[w + 3] = ADDRESS_HIGH
     words[w + 4] = ADDRESS_LOW_BASE + site.index * 16
     words[w + 5] = ADDRESS_HIGH
-    const conversions = site.format.conversions
-    if (site.fixedArgBytes >= 0 && allWordSized(conversions)) {
-      // Fast path: only 4- and 8-byte integers, packed as whole words.
-      let at = w + 6
-      for (let i = 0; i < conversions.length; i++) {
-        words[at++] = this.argLo[i]!
-        if (conversions[i]!.storage === 8) words[at++] = this.argHi[i]!
-      }
-    } else {
-      this.packArgs(ring.bytes, (w + 6) * 4, argBytes, site)
-    }
+    this.packArgs(ring.bytes, (w + 6) * 4, argBytes, site)
     ring.commit()
     return true
   }
@@ -566,11 +590,6 @@ export class Tracer {
     for (const ring of this.rings) ring.onCommit = undefined
     for (const wake of waiters) wake()
   }
-}
-
-const allWordSized = (conversions: CompiledFormat["conversions"]): boolean => {
-  for (const c of conversions) if (c.storage !== 4 && c.storage !== 8) return false
-  return true
 }
 
 /** A NUL-terminated string from record bytes (UTF-8). */
