@@ -1,6 +1,7 @@
 // Issue 7 end to end: the homework program under the mini kernel on the simulated host, for
 // both kernel profiles and 1, 2 and 4 vCPUs, the C build, and the failure paths.
 import { readFileSync } from "node:fs"
+import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { exitReasonName } from "../../src/arch/exit-reasons.ts"
 import { assemble } from "../../src/guest/asm/index.ts"
@@ -113,6 +114,20 @@ describe("homework end to end: vcpu-info.asm under the mini kernel", () => {
     expect(printk[0]).toMatch(/: kvm_emulate_hypercall: vcpu id: 0$/)
     expect(printk[8]).toMatch(/: kvm_emulate_hypercall: vcpu id: 1$/)
     expect(printk[10]).toMatch(new RegExp(`: kvm_emulate_hypercall: pid: ${run.vcpus[1]!.pid}$`))
+  })
+})
+
+describe("homework end to end: any scheduling", () => {
+  it("for any scheduler seed, 4 vCPUs: same console, exit and trace structure (no lost wakeup)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 1_000_000 }), fc.constantFrom<KernelProfileName>("linux-5.0", "linux-6.x"), async (seed, profile) => {
+        const run = await runHomework({ profile, vcpus: 4, program: flatProgram(example.bytes), comm: "vcpu-info", seed })
+        expect(run.console).toBe("system call sys_vcpu_info result 0\n")
+        expect(run.end).toEqual(exitStatus(0))
+        checkHomeworkTrace(run, profile, 4)
+      }),
+      { numRuns: 20 },
+    )
   })
 })
 
