@@ -136,6 +136,35 @@ describe("mini kernel: idle CPUs", () => {
 
 })
 
+describe("mini kernel: kicked idle CPUs", () => {
+  it("a kick without an interrupt (KVM_HC_KICK_CPU) lets the CPU leave HLT; it goes straight back", () => {
+    let kicked = false
+    let retiredAtKick = 0
+    const { program } = userProgram("wait: pause\njmp wait")
+    const run = bootOnCore({
+      program,
+      nrCpus: 2,
+      maxInstructions: 400_000,
+      between: (cpus, halted) => {
+        if (!kicked && halted[1] === true && cpus[0]!.cpl === 3) {
+          halted[1] = false // what kvm_vcpu_kick does for a vCPU blocked in HLT
+          kicked = true
+          retiredAtKick = cpus[1]!.instructionsRetired
+          return false
+        }
+        return kicked && halted[1] === true
+      },
+    })
+    const ap = run.cpus[1]!
+    expect(kicked).toBe(true)
+    expect(run.halted[1]).toBe(true)
+    // jmp .idle; sti retire, then HLT exits again (an exiting instruction does not retire).
+    expect(ap.instructionsRetired - retiredAtKick).toBe(2)
+    expect(ap.getReg(Reg.RBX)).toBe(1n)
+    expect(ap.getReg(Reg.RSI)).toBe(0x7000n)
+  })
+})
+
 describe("mini kernel: bad boot parameters", () => {
   it("no magic: a message and the panic status", () => {
     const { program } = userProgram("xor eax, eax\n" + EXIT_WITH_AL)
