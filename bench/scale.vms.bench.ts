@@ -64,40 +64,44 @@ const runMips = (vms: number, vcpus: number, iterations: number): Promise<number
     ),
   )
 
-/** Bytes one created-but-idle vCPU costs, guest RAM excluded. */
-const idleVcpuBytes = (): Promise<number> =>
+/** Heap + array-buffer bytes with `vms` machines of idle vCPUs alive (after a full GC). */
+const idleUsage = (vms: number): Promise<number> =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
-        const sim = yield* bootHost()
         setFlagsFromString("--expose-gc")
         const gc = runInNewContext("gc") as () => void
-        const usage = () => {
-          gc()
-          const u = process.memoryUsage()
-          return u.heapUsed + u.arrayBuffers
-        }
-        const before = usage()
+        const sim = yield* bootHost()
         const machines: Array<Machine> = []
         // vCPUs that halt at once with interrupts on: created, then blocked in the kernel (idle).
         const idle = assemble("BITS 64\nsti\nhlt").bytes
-        for (let i = 0; i < 16; i++) {
+        for (let i = 0; i < vms; i++) {
           const created = Machine.create(sim.kvm, sim.host, { image: idle, memoryBytes: RAM, vcpus: VCPUS })
           if (!created.ok) throw new Error(created.error.message)
           machines.push(created.value)
           yield* created.value.start()
         }
         yield* sim.host.scheduler.run()
-        const after = usage()
-        const vcpus = machines.reduce((n, m) => n + m.vcpus.length, 0)
-        verify("scale.vms", "idle vCPUs created", 16 * VCPUS, vcpus)
+        verify("scale.vms", "idle vCPUs created", vms * VCPUS, machines.reduce((n, m) => n + m.vcpus.length, 0))
+        gc()
+        gc()
+        const u = process.memoryUsage()
+        const bytes = u.heapUsed + u.arrayBuffers
         for (const m of machines) m.finish({ kind: "halted" })
         yield* sim.host.scheduler.run()
         for (const m of machines) m.close()
-        return (after - before - 16 * RAM) / vcpus
+        return bytes
       }),
     ),
   )
+
+/** Bytes one created-but-idle vCPU costs, guest RAM excluded: the slope between 16 and 48 VMs. */
+const idleVcpuBytes = async (): Promise<number> => {
+  await idleUsage(4)
+  const small = await idleUsage(16)
+  const big = await idleUsage(48)
+  return (big - small - 32 * RAM) / (32 * VCPUS)
+}
 
 const benchmark: Benchmark = {
   name: "scale.vms",
