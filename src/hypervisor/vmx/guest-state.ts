@@ -5,7 +5,7 @@ import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
 import { EntryControl as EntryControlImport, ExitControl as ExitControlImport } from "../../arch/vmx/control-bits.ts"
 import { MsrSlot as MsrSlotImport, Seg as SegImport, type CpuState } from "../../guest/cpu/state.ts"
 import type { EntryCheckState } from "./entry-check-engine.ts"
-import { fieldOrdinal as fieldOrdinalImport } from "./vmcs-layout.ts"
+import { byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport } from "./vmcs-layout.ts"
 import { GuestWrites as GuestWritesImport } from "./platform.ts"
 import type { VmcsView } from "./vmcs-view.ts"
 
@@ -17,6 +17,7 @@ const ExitControl = ExitControlImport
 const MsrSlot = MsrSlotImport
 const Seg = SegImport
 const fieldOrdinal = fieldOrdinalImport
+const byteOffset = byteOffsetImport
 const GuestWrites = GuestWritesImport
 
 const TWO32 = 4294967296
@@ -113,21 +114,48 @@ export const loadChangedGuestState = (view: VmcsView, cpu: CpuState, changed: nu
 }
 
 // The VMCS and check state of the exit being saved (module-level: no closures per exit).
+// Stores go straight into the region's words at the layout's offsets; a changed value marks the
+// entry checks that read the field.
 let view: VmcsView
 let checks: EntryCheckState
+let words: Uint32Array
+let halves: Uint16Array
+/** A 64-bit or natural-width field. */
 const put = (encoding: number, lo: number, hi: number): void => {
-  const a = view.setLo(encoding, lo)
-  const b = view.setHi(encoding, hi)
-  if (a || b) checks.fieldChanged(fieldOrdinal[encoding]!)
+  const i = byteOffset[encoding]! >>> 2
+  const l = lo >>> 0
+  const h = hi >>> 0
+  if (words[i] !== l || words[i + 1] !== h) {
+    words[i] = l
+    words[i + 1] = h
+    checks.fieldChanged(fieldOrdinal[encoding]!)
+  }
 }
+/** A 32-bit field. */
 const put32 = (encoding: number, value: number): void => {
-  if (view.setLo(encoding, value)) checks.fieldChanged(fieldOrdinal[encoding]!)
+  const i = byteOffset[encoding]! >>> 2
+  const v = value >>> 0
+  if (words[i] !== v) {
+    words[i] = v
+    checks.fieldChanged(fieldOrdinal[encoding]!)
+  }
+}
+/** A 16-bit field. */
+const put16 = (encoding: number, value: number): void => {
+  const i = byteOffset[encoding]! >>> 1
+  const v = value & 0xffff
+  if (halves[i] !== v) {
+    halves[i] = v
+    checks.fieldChanged(fieldOrdinal[encoding]!)
+  }
 }
 
 /** Saves guest state into the VMCS at a VM exit. */
 export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: EntryCheckState): void => {
   view = target
   checks = checkState
+  words = target.page.words
+  halves = target.page.halves
   const exit = view.lo(F.VM_EXIT_CONTROLS)
   put(F.GUEST_CR0, cpu.cr0 >>> 0, 0)
   put(F.GUEST_CR3, cpu.cr3Lo >>> 0, cpu.cr3Hi >>> 0)
@@ -138,7 +166,7 @@ export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: Entr
   put(F.GUEST_RFLAGS, cpu.getRflags32() >>> 0, 0)
   for (let s = 0; s < 8; s++) {
     const [selector, base, limit, ar] = SEGMENT_FIELDS[s]!
-    put32(selector, cpu.segSel[s]!)
+    put16(selector, cpu.segSel[s]!)
     put(base, cpu.segBaseLo[s]! >>> 0, cpu.segBaseHi[s]! >>> 0)
     put32(limit, cpu.segLimit[s]!)
     put32(ar, cpu.segAttr[s]!)
