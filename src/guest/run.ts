@@ -151,10 +151,15 @@ const loop = (k: Engine, limit: number): RunOutcome => {
   let n = 0
   let units = 0
   for (;;) {
+    // RIP lives in a local while the loop runs; cpu.rip is written back before anything
+    // out of line (boundary work, fetch, slow handlers, faults) can read it.
+    let rip = cpu.rip
     try {
       while (units < limit) {
         if (cpu.attention !== 0) {
+          cpu.rip = rip
           const b = boundary(k)
+          rip = cpu.rip
           if (b === DELIVERED) {
             units++
             continue
@@ -165,13 +170,18 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             return b as RunOutcome
           }
         }
-        const rip = cpu.rip
         const off = rip - k.codeBase
         let i: number
         if (off >= 0 && off < 4096) {
           i = k.codeMap[off]! - 1
-          if (i < 0) i = fetchDecode(k, rip)
-        } else i = fetchDecode(k, rip)
+          if (i < 0) {
+            cpu.rip = rip
+            i = fetchDecode(k, rip)
+          }
+        } else {
+          cpu.rip = rip
+          i = fetchDecode(k, rip)
+        }
         const next = rip + D[i + F_LEN]!
         switch (D[i + F_OP]!) {
           case Op.ADD_RR64: {
@@ -194,7 +204,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = rLo
             F.resHi = rHi
-            cpu.rip = next
+            rip = next
             break
           }
           case Op.SUB_RR64:
@@ -220,7 +230,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = rLo
             F.resHi = rHi
-            cpu.rip = next
+            rip = next
             break
           }
           case Op.XOR_RR64: {
@@ -234,7 +244,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.size = 8
             F.resLo = rLo
             F.resHi = rHi
-            cpu.rip = next
+            rip = next
             break
           }
           case Op.XOR_RR32: {
@@ -246,7 +256,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.size = 4
             F.resLo = rLo
             F.resHi = 0
-            cpu.rip = next
+            rip = next
             break
           }
           case Op.INC_R64:
@@ -269,7 +279,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.resLo = rLo
             F.resHi = rHi
             F.cin = cf
-            cpu.rip = next
+            rip = next
             break
           }
           case Op.JNZ:
@@ -277,17 +287,23 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             const zf = F.op === FlagOp.NONE ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
             if (zf === (D[i + F_OP] === Op.JZ)) {
               const t = next + D[i + F_IMMLO]!
-              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) k.gp(0)
-              cpu.rip = t
-            } else cpu.rip = next
+              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) {
+                cpu.rip = rip
+                k.gp(0)
+              }
+              rip = t
+            } else rip = next
             break
           }
           case Op.JCC: {
             if (F.cond(D[i + F_SUB]!)) {
               const t = next + D[i + F_IMMLO]!
-              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) k.gp(0)
-              cpu.rip = t
-            } else cpu.rip = next
+              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) {
+                cpu.rip = rip
+                k.gp(0)
+              }
+              rip = t
+            } else rip = next
             break
           }
           case Op.MOV_RR64: {
@@ -295,7 +311,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             const s = D[i + F_REG]!
             lo[d] = lo[s]!
             hi[d] = hi[s]!
-            cpu.rip = next
+            rip = next
             break
           }
           case Op.ADD_RI64:
@@ -327,21 +343,26 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = rLo
             F.resHi = rHi
-            cpu.rip = next
+            rip = next
             break
           }
           case Op.NOP:
           case Op.ENDBR:
-            cpu.rip = next
+            rip = next
             break
           case Op.JMP_REL: {
             const t = next + D[i + F_IMMLO]!
-            if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) k.gp(0)
-            cpu.rip = t
+            if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) {
+                cpu.rip = rip
+                k.gp(0)
+              }
+            rip = t
             break
           }
           default: {
+            cpu.rip = rip
             const r = executeSlow(k, D, i, rip, next)
+            rip = cpu.rip
             if (r >= 0) {
               k.used = units
               cpu.instructionsRetired += n
@@ -358,6 +379,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
         n++
         units++
       }
+      cpu.rip = rip
       k.used = units
       cpu.instructionsRetired += n
       return RunOutcome.BUDGET
