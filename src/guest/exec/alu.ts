@@ -183,7 +183,6 @@ export const shift = (k: Engine, opn: number, size: number, aLo: number, aHi: nu
   let cf = 0
   let of = 0
   const old = f.materialize()
-  const msb = (lo: number, hi: number): number => bit64(lo, hi, bits - 1)
   switch (opn) {
     case 4:
     case 6: {
@@ -192,7 +191,7 @@ export const shift = (k: Engine, opn: number, size: number, aLo: number, aHi: nu
       rLo = mask(tmp[0]!, size)
       rHi = size === 8 ? tmp[1]! : 0
       cf = count <= bits ? bit64(aLo, aHi, bits - count) : 0
-      of = msb(rLo, rHi) ^ cf
+      of = bit64(rLo, rHi, bits - 1) ^ cf
       setFlags(f, (cf ? CF : 0) | (of ? OF : 0) | szp(size, rLo, rHi))
       break
     }
@@ -202,15 +201,15 @@ export const shift = (k: Engine, opn: number, size: number, aLo: number, aHi: nu
       rLo = tmp[0]!
       rHi = tmp[1]!
       cf = count <= bits ? bit64(aLo, aHi, count - 1) : 0
-      of = count === 1 ? msb(aLo, aHi) : 0
+      of = count === 1 ? bit64(aLo, aHi, bits - 1) : 0
       setFlags(f, (cf ? CF : 0) | (of ? OF : 0) | szp(size, rLo, rHi))
       break
     }
     case 7: {
       // SAR
       sext(aLo, size)
-      let sLo = size === 8 ? aLo : tmp[0]!
-      let sHi = size === 8 ? aHi : tmp[1]!
+      const sLo = size === 8 ? aLo : tmp[0]!
+      const sHi = size === 8 ? aHi : tmp[1]!
       const c = count >= bits ? bits - 1 : count
       // arithmetic shift of 64-bit signed (sLo, sHi) by c
       if (c < 32) {
@@ -221,10 +220,6 @@ export const shift = (k: Engine, opn: number, size: number, aLo: number, aHi: nu
         rHi = sHi >> 31
       }
       cf = count >= bits ? bit64(sLo, sHi, bits - 1) : bit64(sLo, sHi, count - 1)
-      void sLo
-      void sHi
-      sLo = 0
-      sHi = 0
       rLo = mask(rLo, size)
       if (size !== 8) rHi = 0
       setFlags(f, (cf ? CF : 0) | szp(size, rLo, rHi))
@@ -245,9 +240,9 @@ export const shift = (k: Engine, opn: number, size: number, aLo: number, aHi: nu
       rHi = size === 8 ? tmp[1]! | (n === 0 ? 0 : tmp2[1]!) : 0
       if (opn === 0) {
         cf = rLo & 1
-        of = msb(rLo, rHi) ^ cf
+        of = bit64(rLo, rHi, bits - 1) ^ cf
       } else {
-        cf = msb(rLo, rHi)
+        cf = bit64(rLo, rHi, bits - 1)
         of = cf ^ bit64(rLo, rHi, bits - 2)
       }
       setFlags(f, (old & ~(CF | OF)) | (cf ? CF : 0) | (of ? OF : 0))
@@ -261,7 +256,7 @@ export const shift = (k: Engine, opn: number, size: number, aLo: number, aHi: nu
       rHi = aHi
       for (let i = 0; i < n; i++) {
         if (opn === 2) {
-          const out = msb(rLo, rHi)
+          const out = bit64(rLo, rHi, bits - 1)
           shl64(rLo, rHi, 1, tmp)
           rLo = mask(tmp[0]! | c, size)
           rHi = size === 8 ? tmp[1]! : 0
@@ -278,8 +273,8 @@ export const shift = (k: Engine, opn: number, size: number, aLo: number, aHi: nu
           c = out
         }
       }
-      if (opn === 2) of = msb(rLo, rHi) ^ c
-      else of = msb(rLo, rHi) ^ bit64(rLo, rHi, bits - 2)
+      if (opn === 2) of = bit64(rLo, rHi, bits - 1) ^ c
+      else of = bit64(rLo, rHi, bits - 1) ^ bit64(rLo, rHi, bits - 2)
       setFlags(f, (old & ~(CF | OF)) | (c ? CF : 0) | (of ? OF : 0))
       break
     }

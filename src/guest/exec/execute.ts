@@ -5,7 +5,6 @@
 
 import { ExitReason } from "../../arch/exit-reasons.ts"
 import { Cr4, Rflags } from "../../arch/x86.ts"
-import { FlagOp } from "../cpu/flags.ts"
 import { ActivityState, Interruptibility, Seg } from "../cpu/state.ts"
 import {
   F_ASZ,
@@ -25,17 +24,14 @@ import {
   F_SEG,
   F_SUB,
   FL_MEM,
-  FL_REP,
-  FL_REPNE,
   FL_REXW,
   FL_TOOLONG,
   IMM2_SHIFT,
-  MODRM_SHIFT,
 } from "../decode/cache.ts"
 import { RIP_BASE } from "../decode/decoder.ts"
 import { Alu, Op } from "../decode/ops.ts"
 import { InterruptionType } from "../intercept.ts"
-import { alu, highestBit, incDec, lowestBit, mask, multiply, popcount32, prod, setFlags, shift, shiftDouble, szp } from "./alu.ts"
+import { alu, highestBit, incDec, lowestBit, mask, multiply, popcount32, prod, setFlags, shift, shiftDouble } from "./alu.ts"
 import { EXIT, type Engine, TWO32 } from "./engine.ts"
 import * as sys from "./system.ts"
 import { stringOp } from "./string.ts"
@@ -1043,8 +1039,6 @@ const divide = (k: Engine, signed: boolean, size: number, bLo: number, bHi: numb
     k.setReg(0, size, Number(BigInt.asIntN(32, qu)), Number(BigInt.asIntN(32, qu >> 32n)))
     k.setReg(2, size, Number(BigInt.asIntN(32, ru)), Number(BigInt.asIntN(32, ru >> 32n)))
   }
-  void szp
-  void FlagOp
 }
 
 /** VM-exit instruction information for VMX instructions (SDM Table 28-13/28-14). */
@@ -1067,8 +1061,5 @@ const vmxInstructionInfo = (D: Int32Array, i: number): number => {
   else info |= 1 << 22
   if (base >= 0 && base !== RIP_BASE) info |= (base & 15) << 23
   else info |= 1 << 27
-  void MODRM_SHIFT
-  void FL_REP
-  void FL_REPNE
   return info
 }
