@@ -3,6 +3,7 @@ import { Command } from "effect/cli"
 import { asmCommand } from "./commands/asm.ts"
 import { disasmCommand } from "./commands/disasm.ts"
 import { runCommand } from "./commands/run.ts"
+import { shellCommand } from "./commands/shell.ts"
 import { statCommand } from "./commands/stat.ts"
 import { traceCommand } from "./commands/trace.ts"
 import { nodeEnvironment } from "./platform/index.ts"
@@ -17,7 +18,7 @@ export const kvmsim = Command.make("kvmsim").pipe(
       ...exitStatusHelp.map((l) => `  ${l}`),
     ].join("\n"),
   ),
-  Command.withSubcommands([runCommand, statCommand, traceCommand, asmCommand, disasmCommand]),
+  Command.withSubcommands([runCommand, shellCommand, statCommand, traceCommand, asmCommand, disasmCommand]),
 )
 
 /** nasm-style `-DNAME=VALUE` (no space) becomes `-D NAME=VALUE`. */

@@ -49,7 +49,7 @@ export const guestFlags = {
   maxExits: Flag.Int("max-exits").pipe(Flag.withMetavar("N"), Flag.withDescription("stop at the Nth VM exit (exit status 4)"), Flag.optional),
   inject: Flag.String("inject").pipe(
     Flag.withMetavar("FIELD=VALUE@exit:N"),
-    Flag.withDescription("VMWRITE FIELD (a vmcsctl name, e.g. guest_cr0) before the entry that follows the Nth VM exit; repeatable"),
+    Flag.withDescription("VMWRITE FIELD (a vmcsctl file name, e.g. GUEST_CR0) before the entry that follows the Nth VM exit; repeatable"),
     Flag.atLeast(0),
   ),
 }
@@ -115,14 +115,14 @@ export const vmcsFieldByName = (name: string): number | undefined => {
 
 export const parseInjection = (text: string): Injection | string => {
   const m = /^([A-Za-z0-9_]+)=([^@]+)@exit:(\d+)$/.exec(text.trim())
-  if (m === null) return `--inject: '${text}' is not FIELD=VALUE@exit:N (example: guest_cr0=0x20@exit:3)`
+  if (m === null) return `--inject: '${text}' is not FIELD=VALUE@exit:N (example: GUEST_RIP=0x100000@exit:3)`
   const encoding = vmcsFieldByName(m[1]!)
-  if (encoding === undefined) return `--inject: unknown VMCS field '${m[1]}' (use the names of /sys/kernel/vmcsctl/vmcsPID/, e.g. guest_rip)`
+  if (encoding === undefined) return `--inject: unknown VMCS field '${m[1]}' (use the file names of /sys/kernel/vmcsctl/vmcsPID/, e.g. GUEST_RIP)`
   const value = parseNumber(m[2]!)
   if (value === undefined) return `--inject: '${m[2]}' is not a number`
   const atExit = Number(m[3]!)
   if (atExit < 1) return `--inject: exits are counted from 1`
-  return { field: m[1]!.toLowerCase(), encoding, value, atExit }
+  return { field: m[1]!.toUpperCase(), encoding, value, atExit }
 }
 
 /** Reads GUEST and checks every guest option. */

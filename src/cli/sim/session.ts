@@ -80,6 +80,15 @@ export class SimHost {
   exitCount = 0
   limitHit: Limit | undefined
   readonly injected: Array<InjectionResult> = []
+  /**
+   * The shell's `run until`: called at every exit while set; returning true makes that vCPU
+   * leave its run loop before the next entry, so the run stops right after the exit.
+   */
+  exitWatcher: ((reason: number, vcpuId: number) => boolean) | undefined
+  /** The exit that satisfied exitWatcher. */
+  watchedExit: { readonly reason: number; readonly vcpuId: number } | undefined
+  /** Keep the observer installed (the shell watches exits even without limits). */
+  alwaysObserve = false
   private pendingInjections: Array<Injection> = []
   private dueInjections: Array<{ readonly injection: Injection; readonly pid: number }> = []
   private consoleListener: ((text: string) => void) | undefined
@@ -178,15 +187,20 @@ export class SimHost {
     const machine = this.machine!
     const maxExits = guest.maxExits
     const maxSteps = guest.maxSteps
-    const needed = maxExits !== undefined || maxSteps !== undefined || this.pendingInjections.length > 0
+    const needed = this.alwaysObserve || maxExits !== undefined || maxSteps !== undefined || this.pendingInjections.length > 0
     if (!needed) {
       this.sink.observer = undefined
       this.sink.sync()
       return
     }
     this.sink.observer = {
-      onExit: (_cpu, pid) => {
+      onExit: (_cpu, pid, vcpuId, reason) => {
         this.exitCount++
+        if (this.exitWatcher !== undefined && this.watchedExit === undefined && this.exitWatcher(reason, vcpuId)) {
+          this.watchedExit = { reason, vcpuId }
+          const vcpu = machine.vcpus[vcpuId]
+          if (vcpu !== undefined) vcpu.yieldRequested = true
+        }
         while (this.pendingInjections.length > 0 && this.pendingInjections[0]!.atExit === this.exitCount) {
           this.dueInjections.push({ injection: this.pendingInjections.shift()!, pid })
         }
