@@ -55,14 +55,22 @@ export const flagChars = (era: TraceEra, flags: number, preemptCount: number): s
   return irq + need + context + (depth !== 0 ? depth.toString(16) : ".") + (migrate !== 0 ? migrate.toString(16) : ".")
 }
 
+// Consecutive events usually share their second: its text is kept between calls.
+let cachedSecs = -1
+let cachedSecsText = ""
+
 /** `%5lu.%06lu` of a nanosecond time, microseconds rounded to nearest (ns2usecs). */
 export const formatSecondsUs = (ns: number): string => {
   const us = Math.floor((ns + 500) / 1000)
   const secs = Math.floor(us / 1_000_000)
   const rem = us - secs * 1_000_000
-  const s = String(secs)
+  if (secs !== cachedSecs) {
+    const s = String(secs)
+    cachedSecs = secs
+    cachedSecsText = (s.length < 5 ? "     ".slice(s.length) + s : s) + "."
+  }
   const r = String(rem)
-  return (s.length < 5 ? "     ".slice(s.length) + s : s) + "." + (r.length < 6 ? "000000".slice(r.length) + r : r)
+  return cachedSecsText + (r.length < 6 ? "000000".slice(r.length) + r : r)
 }
 
 /** comm as trace_find_cmdline prints it: `<idle>` for pid 0, `<...>` when unknown, at most 15 characters. */

@@ -203,7 +203,7 @@ export class Tracer {
 
   /** Whether the current clock counts nanoseconds (printed as secs.usecs) rather than raw units. */
   get clockInNs(): boolean {
-    return this.clockName !== "counter" && this.clockName !== "uptime" && this.clockName !== "x86-tsc"
+    return this.clockMode <= 1
   }
 
   /** The trace clock on one CPU now. */
@@ -512,7 +512,7 @@ export class Tracer {
 
   /** The timestamp column: `%5lu.%06lu` for nanosecond clocks, `%12llu` otherwise. */
   timestampText(ts: number): string {
-    return this.clockInNs ? formatSecondsUs(ts) : String(ts).padStart(12, " ")
+    return this.clockMode <= 1 ? formatSecondsUs(ts) : String(ts).padStart(12, " ")
   }
 
   /** One full line as `trace` and `trace_pipe` print it. */
