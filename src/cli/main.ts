@@ -2,6 +2,7 @@ import { Cause, Effect, Exit, Option } from "effect"
 import { Command } from "effect/cli"
 import { asmCommand } from "./commands/asm.ts"
 import { disasmCommand } from "./commands/disasm.ts"
+import { examplesCommand } from "./commands/examples.ts"
 import { runCommand } from "./commands/run.ts"
 import { shellCommand } from "./commands/shell.ts"
 import { statCommand } from "./commands/stat.ts"
@@ -18,7 +19,7 @@ export const kvmsim = Command.make("kvmsim").pipe(
       ...exitStatusHelp.map((l) => `  ${l}`),
     ].join("\n"),
   ),
-  Command.withSubcommands([runCommand, shellCommand, statCommand, traceCommand, asmCommand, disasmCommand]),
+  Command.withSubcommands([runCommand, shellCommand, statCommand, traceCommand, examplesCommand, asmCommand, disasmCommand]),
 )
 
 /** nasm-style `-DNAME=VALUE` (no space) becomes `-D NAME=VALUE`. */

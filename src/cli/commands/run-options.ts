@@ -22,6 +22,7 @@ export const hostFlags = {
     Flag.withDefault("linux-5.0" as const),
   ),
   seed: Flag.Int("seed").pipe(Flag.withMetavar("S"), Flag.withDescription("seed of every scheduling choice (same seed, same trace bytes)"), Flag.withDefault(1)),
+  hostCpus: Flag.Int("host-cpus").pipe(Flag.withMetavar("N"), Flag.withDescription("online CPUs of the simulated host (default 4, the homework's host)"), Flag.withDefault(4)),
   events: Flag.String("events").pipe(
     Flag.withMetavar("LIST"),
     Flag.withDescription("KVM tracepoints to enable, comma-separated (kvm_exit,kvm_entry,kvm_hypercall,kvm_pio,…) or 'all'"),
@@ -57,6 +58,7 @@ export const guestFlags = {
 export interface HostFlagValues {
   readonly profile: KernelProfileName
   readonly seed: number
+  readonly hostCpus: number
   readonly events: Option.Option<string>
   readonly module: ReadonlyArray<string>
 }
@@ -83,7 +85,8 @@ export const hostOptions = (v: HostFlagValues): Effect.Effect<HostOptions, Usage
     for (const e of events) {
       if (!ALL_EVENTS.includes(e)) return yield* new UsageError({ message: `--events: unknown event '${e}' (known: ${ALL_EVENTS.join(", ")})` })
     }
-    return { profile: v.profile, seed: v.seed, events }
+    if (!Number.isInteger(v.hostCpus) || v.hostCpus < 1 || v.hostCpus > 64) return yield* new UsageError({ message: `--host-cpus: ${v.hostCpus} is outside 1..64` })
+    return { profile: v.profile, seed: v.seed, hostCpus: v.hostCpus, events }
   })
 
 /** "16M", "64MiB", "1G", "4096", "0x100000" → bytes (a multiple of 4096, 1 MiB … 4 GiB). */
@@ -167,7 +170,7 @@ const relocate = (guest: LoadedGuest, address: bigint): LoadedGuest => ({
 })
 
 /** `--module FILE.ts`: imports the file and insmods the module its default export describes. */
-export const loadUserModule = (sim: SimHost, file: string): Effect.Effect<string, UsageError> =>
+export const loadUserModule = (sim: SimHost, file: string, params: Readonly<Record<string, string>> = {}): Effect.Effect<string, UsageError> =>
   Effect.gen(function* () {
     const url = pathToFileURL(resolve(file)).href
     const imported = yield* Effect.tryPromise({
@@ -180,6 +183,6 @@ export const loadUserModule = (sim: SimHost, file: string): Effect.Effect<string
     }
     const context: ModuleContext = { kvm: sim.kvm, host: sim.host, sysfs: sim.sysfs, trace: sim.trace }
     const module: KernelModule = factory.build(context)
-    yield* Effect.mapError(sim.host.modules.insmod(module), (e) => new UsageError({ message: `insmod ${file}: ${e.message}` }))
+    yield* Effect.mapError(sim.host.modules.insmod(module, params), (e) => new UsageError({ message: `insmod ${file}: ${e.message}` }))
     return module.name
   })

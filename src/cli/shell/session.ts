@@ -525,7 +525,7 @@ export class ShellSession {
         return { out: "", status: 0 }
       }
       if (/\.(ts|mts|js|mjs)$/.test(file)) {
-        const r = yield* Effect.result(loadUserModule(sim, file))
+        const r = yield* Effect.result(loadUserModule(sim, file, params))
         if (r._tag === "Failure") return fail(`insmod: ERROR: could not insert module ${file}: ${r.failure.message}`)
         return { out: "", status: 0 }
       }

@@ -1,9 +1,12 @@
 // GUEST as `kvmsim run` takes it: `.asm`/`.s` is assembled (NASM dialect, with -D defines and
-// %include relative to the file), an ELF64 file is recognised by its magic, anything else is a
+// %include relative to the file), `.c` is built by gcc (docs/toolchain.md's flags), an ELF64 file is recognised by its magic, anything else is a
 // flat binary. The result is either a user program for the mini kernel or a bare image.
 
-import { readFileSync } from "node:fs"
-import { basename, dirname, resolve } from "node:path"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { basename, dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
 import { Data, Effect } from "effect"
 import { assemble } from "../../guest/asm/index.ts"
 import { AsmError } from "../../guest/asm/index.ts"
@@ -67,6 +70,7 @@ export const loadGuestFile = (file: string, options: GuestFileOptions): Effect.E
         const address = hasOrg ? result.origin : options.flatAddress
         return { file, comm, format: "asm", entry: address, segments: flat(result.bytes, address) }
       }
+      if (/\.c$/.test(file)) bytes = compileC(file)
       if (isElf(bytes)) {
         const image = elfImage(bytes, file)
         return { file, comm, format: "elf64", entry: image.entry, segments: image.segments }
@@ -79,6 +83,32 @@ export const loadGuestFile = (file: string, options: GuestFileOptions): Effect.E
       throw e
     },
   })
+
+const includeDir = fileURLToPath(new URL("../../guest/kernel/include/", import.meta.url))
+
+/** The flags and linker script of docs/toolchain.md for a freestanding guest program. */
+export const guestCFlags = [
+  "-O2", "-ffreestanding", "-fno-builtin", "-nostdlib", "-static", "-fno-pie", "-no-pie",
+  "-mno-red-zone", "-mno-sse", "-mno-mmx", "-mno-80387", "-fno-stack-protector",
+  "-fcf-protection=none", "-fno-asynchronous-unwind-tables", "-Wl,--build-id=none",
+  "-I", includeDir, "-T", join(includeDir, "kvmsim.ld"),
+]
+
+/** A `.c` GUEST is built with the machine's gcc into a static ELF64 (gcc's messages are the error). */
+const compileC = (file: string): Uint8Array => {
+  const dir = mkdtempSync(join(tmpdir(), "kvmsim-cc-"))
+  const out = join(dir, "guest")
+  try {
+    execFileSync("gcc", [...guestCFlags, "-o", out, file], { stdio: ["ignore", "ignore", "pipe"] })
+    return new Uint8Array(readFileSync(out))
+  } catch (e) {
+    const err = e as { code?: string; stderr?: Buffer }
+    if (err.code === "ENOENT") throw new GuestFileError({ message: `${file}: building a C guest needs gcc, which was not found` })
+    throw new GuestFileError({ message: `${file}: gcc failed:\n${err.stderr?.toString("utf8").trimEnd() ?? String(e)}` })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 /** The guest as a user program of the mini kernel (one segment per loadable piece). */
 export const asUserProgram = (guest: LoadedGuest): UserProgram => ({
