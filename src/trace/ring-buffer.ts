@@ -111,6 +111,8 @@ export class CpuRingBuffer {
   onCommit: (() => void) | undefined = undefined
 
   private reservedLength = 0
+  /** pageClosed[tail], kept in a field for the write fast path. */
+  private tailClosed = false
 
   constructor(pages: number) {
     this.allocate(pages)
@@ -159,6 +161,7 @@ export class CpuRingBuffer {
     this.head = 0
     this.tail = 0
     this.readerRead = 0
+    this.tailClosed = false
   }
 
   /** Empties every page and zeroes every counter (O_TRUNC on `trace`, a new trace_clock). */
@@ -198,7 +201,7 @@ export class CpuRingBuffer {
     let tail = this.tail
     let used = this.pageUsed[tail]!
     let delta = ts - last
-    if (used !== 0 && delta < DELTA_LIMIT && used + length <= PAGE_DATA_BYTES && this.pageClosed[tail] === 0) {
+    if (used !== 0 && delta < DELTA_LIMIT && used + length <= PAGE_DATA_BYTES && !this.tailClosed) {
       // The common case: the event fits on the page being written, no time extend needed.
       let word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
       if (payloadBytes > MAX_SMALL_PAYLOAD) {
@@ -278,6 +281,7 @@ export class CpuRingBuffer {
     }
     this.closePage(tail)
     this.tail = nextPage
+    this.tailClosed = false
     this.pageUsed[nextPage] = 0
     this.pageEntries[nextPage] = 0
     this.pageClosed[nextPage] = 0
@@ -288,6 +292,7 @@ export class CpuRingBuffer {
   private closePage(page: number): void {
     if (this.pageClosed[page] === 1) return
     this.pageClosed[page] = 1
+    if (page === this.tail) this.tailClosed = true
     this.entriesBytes += PAGE_DATA_BYTES - this.pageUsed[page]!
   }
 
@@ -491,12 +496,14 @@ export class CpuRingBuffer {
     if (old.tail === old.readerPage) {
       // The writer was on the reader page: it stays there; the ring is empty.
       this.tail = this.readerPage
+      this.tailClosed = this.pageClosed[this.tail] === 1
       this.next[this.readerPage] = 0
       return
     }
     order.forEach((p, i) => copy(p, i))
     this.head = 0
     this.tail = Math.max(0, order.length - 1)
+    this.tailClosed = this.pageClosed[this.tail] === 1
     this.next[this.readerPage] = 0
   }
 }

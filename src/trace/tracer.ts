@@ -64,6 +64,7 @@ export class PrintkSite {
     this.address = ADDRESS_LOW_BASE + index * 16
     this.payloadBytes = puts ? 24 : fixedArgBytes >= 0 ? 24 + ((fixedArgBytes + 3) & ~3) : -1
     this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
+    this.words32 = this.wordPacked && this.is64.every((b) => b === 0) ? this.is64.length : -1
   }
   /** Only 4- and 8-byte integers: the arguments are stored as whole words (the fast path). */
   readonly wordPacked: boolean
@@ -73,6 +74,8 @@ export class PrintkSite {
   readonly payloadBytes: number
   /** Low word of the site's ip and fmt pointers. */
   readonly address: number
+  /** Number of arguments when all are 32-bit integers (one word each), else -1. */
+  readonly words32: number
 }
 
 export class Tracer {
@@ -336,7 +339,8 @@ export class Tracer {
     const header = ((context & 0xffff) << 16) >>> 0
     if (site.wordPacked) {
       // Fast path: only 4- and 8-byte integer arguments, stored as whole words.
-      const w = ring.reserve(site.payloadBytes, this.now(cpu))
+      const ts = this.clockMode === 0 && !this.hasLocalClocks ? this.clockSource.nowNs() : this.now(cpu)
+      const w = ring.reserve(site.payloadBytes, ts)
       if (w < 0) return false
       const words = ring.words
       const address = site.address
@@ -346,12 +350,17 @@ export class Tracer {
       words[w + 3] = ADDRESS_HIGH
       words[w + 4] = address
       words[w + 5] = ADDRESS_HIGH
-      const is64 = site.is64
       const argLo = this.argLo
-      let at = w + 6
-      for (let i = 0; i < is64.length; i++) {
-        words[at++] = argLo[i]!
-        if (is64[i] === 1) words[at++] = this.argHi[i]!
+      const n32 = site.words32
+      if (n32 >= 0) {
+        for (let i = 0; i < n32; i++) words[w + 6 + i] = argLo[i]!
+      } else {
+        const is64 = site.is64
+        let at = w + 6
+        for (let i = 0; i < is64.length; i++) {
+          words[at++] = argLo[i]!
+          if (is64[i] === 1) words[at++] = this.argHi[i]!
+        }
       }
       ring.commit()
       return true
