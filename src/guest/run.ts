@@ -10,6 +10,7 @@ import { ActivityState, Interruptibility, type CpuState } from "./cpu/state.ts"
 import { F_IMMLO, F_LEN, F_OP, F_REG, F_RM, F_SUB } from "./decode/cache.ts"
 import { Op } from "./decode/ops.ts"
 import { EXIT, Engine, FAULT, SHUTDOWN, TWO32 } from "./exec/engine.ts"
+import { HOT_THRESHOLD, carryOf, compileBlock } from "./exec/blocks.ts"
 import { executeSlow } from "./exec/execute.ts"
 import { fetchDecode } from "./exec/fetch.ts"
 import { InterruptionType } from "./intercept.ts"
@@ -154,6 +155,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
     // RIP lives in a local while the loop runs; cpu.rip is written back before anything
     // out of line (boundary work, fetch, slow handlers, faults) can read it.
     let rip = cpu.rip
+    // Set when a branch was taken: the next instruction is a candidate block start.
+    let landed = false
     try {
       while (units < limit) {
         if (cpu.attention !== 0) {
@@ -181,6 +184,33 @@ const loop = (k: Engine, limit: number): RunOutcome => {
         } else {
           cpu.rip = rip
           i = fetchDecode(k, rip)
+        }
+        if (landed) {
+          landed = false
+          if (k.blocksEnabled && i !== k.cache.scratch) {
+            const bc = k.blocks
+            if (bc.generation !== k.cache.generation) bc.reset(k.cache.generation)
+            const r = i >> 4
+            let b = bc.blockOf[r]!
+            if (b === 0 && ++bc.heat[r]! >= HOT_THRESHOLD) {
+              const compiled = compileBlock(D, k.codeMap, rip - k.codeBase)
+              if (compiled === null) b = -1
+              else {
+                b = bc.functions.length
+                bc.functions.push(compiled.fn)
+                bc.lengths.push(compiled.length)
+              }
+              bc.blockOf[r] = b
+            }
+            if (b > 0 && units + bc.lengths[b]! <= limit) {
+              const u = bc.functions[b]!(lo, hi, F, k, rip, limit - units, carryOf)
+              n += u
+              units += u
+              landed = true
+              rip = k.blockRip
+              continue
+            }
+          }
         }
         const next = rip + D[i + F_LEN]!
         switch (D[i + F_OP]!) {
@@ -292,6 +322,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
                 k.gp(0)
               }
               rip = t
+              landed = true
             } else rip = next
             break
           }
@@ -303,6 +334,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
                 k.gp(0)
               }
               rip = t
+              landed = true
             } else rip = next
             break
           }
@@ -357,6 +389,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
                 k.gp(0)
               }
             rip = t
+            landed = true
             break
           }
           default: {

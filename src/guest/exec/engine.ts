@@ -8,6 +8,7 @@ import { Rflags } from "../../arch/x86.ts"
 import { ActivityState, Interruptibility, Seg, type CpuState } from "../cpu/state.ts"
 import { type DecodeCache, decodeCacheOf } from "../decode/cache.ts"
 import { AccessKind, InterruptionType } from "../intercept.ts"
+import { type BlockCache, blockCacheOf } from "./blocks.ts"
 import {
   ACCESS_FETCH,
   ACCESS_READ,
@@ -70,12 +71,18 @@ export class Engine {
   codeGeneration = -1
   /** Iterations of the last incomplete REP chunk (budget units it used). */
   repIterations = 0
+  /** Next RIP after a compiled block ran. */
+  blockRip = 0
+  /** Compiled blocks of this address space, and whether runBatch may use them. */
+  readonly blocks: BlockCache
+  blocksEnabled = true
   /** Budget units the last runBatch used. */
   used = 0
 
   constructor(readonly cpu: CpuState) {
     this.walker = new PageWalker(cpu, this.tlb)
     this.cache = decodeCacheOf(cpu.memory)
+    this.blocks = blockCacheOf(this.cache)
     this.memoryGeneration = cpu.memory.generation
     cpu.tlbFlusher = () => this.flushTlb()
   }

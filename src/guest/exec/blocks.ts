@@ -1,0 +1,205 @@
+// Compiled blocks: hot straight-line runs of register-only instructions (64-bit ADD/SUB/XOR/CMP
+// between registers, 32-bit XOR, INC/DEC, MOV, ADD/CMP with an immediate, NOPs), ended by a
+// JNZ/JZ/JMP or by the first instruction outside that set, are turned into one JavaScript
+// function (generated once per block with `new Function`) that keeps the registers and lazy
+// flags in locals. None of these instructions can fault or exit, so the architectural state is
+// written back only at the block's end; a block that branches to its own start loops inside
+// the function while the budget allows. The interpreter stays the reference: a property test
+// runs random register programs both ways and compares every register and flag.
+
+import type { LazyFlags } from "../cpu/flags.ts"
+import { F_IMMLO, F_LEN, F_OP, F_REG, F_RM, STRIDE } from "../decode/cache.ts"
+import { Op } from "../decode/ops.ts"
+import type { Engine } from "./engine.ts"
+
+/** A compiled block: returns the instructions it retired; the next RIP is left in `k.blockRip`. */
+export type BlockFunction = (lo: Int32Array, hi: Int32Array, F: LazyFlags, k: Engine, rip0: number, budget: number, cfOf: typeof carryOf) => number
+
+/** CF of a lazy-flags state held in locals (the same rules as LazyFlags.cf()). */
+export const carryOf = (op: number, size: number, aLo: number, aHi: number, bLo: number, bHi: number, rLo: number, rHi: number, cin: number, stored: number): number => {
+  switch (op) {
+    case 0:
+      return stored & 1
+    case 5:
+      return 0
+    case 6:
+    case 7:
+      return cin
+    case 1:
+      return below(size, rLo, rHi, aLo, aHi)
+    case 2:
+      return cin !== 0 ? 1 - below(size, aLo, aHi, rLo, rHi) : below(size, rLo, rHi, aLo, aHi)
+    case 3:
+      return below(size, aLo, aHi, bLo, bHi)
+    default:
+      return cin !== 0 ? 1 - below(size, bLo, bHi, aLo, aHi) : below(size, aLo, aHi, bLo, bHi)
+  }
+}
+
+/** 1 when x < y unsigned at `size` (operands below size 8 are held zero-extended). */
+const below = (size: number, xLo: number, xHi: number, yLo: number, yHi: number): number =>
+  (size === 8 && xHi !== yHi ? xHi >>> 0 < yHi >>> 0 : xLo >>> 0 < yLo >>> 0) ? 1 : 0
+
+const MAX_BLOCK = 48
+/** Landings on a branch target before it is compiled. */
+export const HOT_THRESHOLD = 64
+
+const compilable = (op: number): boolean =>
+  op === Op.ADD_RR64 ||
+  op === Op.SUB_RR64 ||
+  op === Op.XOR_RR64 ||
+  op === Op.CMP_RR64 ||
+  op === Op.XOR_RR32 ||
+  op === Op.INC_R64 ||
+  op === Op.DEC_R64 ||
+  op === Op.MOV_RR64 ||
+  op === Op.ADD_RI64 ||
+  op === Op.CMP_RI64 ||
+  op === Op.NOP ||
+  op === Op.ENDBR
+
+const FLAGS_LOAD =
+  "let fop=F.op,fsize=F.size,faLo=F.aLo,faHi=F.aHi,fbLo=F.bLo,fbHi=F.bHi,fresLo=F.resLo,fresHi=F.resHi,fcin=F.cin,fst=F.stored;"
+const FLAGS_STORE =
+  "F.op=fop;F.size=fsize;F.aLo=faLo;F.aHi=faHi;F.bLo=fbLo;F.bHi=fbHi;F.resLo=fresLo;F.resHi=fresHi;F.cin=fcin;F.stored=fst;"
+
+/**
+ * Compiles the block starting at the instruction whose page-offset map is `map` and offset
+ * `off` (records already decoded). Returns null when fewer than two instructions qualify.
+ */
+export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn: BlockFunction; length: number } | null => {
+  const body: Array<string> = []
+  const used = new Set<number>()
+  let at = off
+  let count = 0
+  let terminator = ""
+  let delta = 0 // byte offset of the current instruction from the block start
+  while (count < MAX_BLOCK && at < 4096) {
+    const rec = map[at]! - 1
+    if (rec < 0) break
+    const op = D[rec + F_OP]!
+    const len = D[rec + F_LEN]!
+    if (at + len > 4096) break
+    const d = D[rec + F_RM]!
+    const s = D[rec + F_REG]!
+    const imm = D[rec + F_IMMLO]!
+    if (op === Op.JNZ || op === Op.JZ || op === Op.JMP_REL) {
+      const next = delta + len
+      const target = next + imm
+      const zf = "(fop===0?(fst&64)!==0:fsize===8?(fresLo|fresHi)===0:fresLo===0)"
+      const take = op === Op.JMP_REL ? "true" : op === Op.JNZ ? `!${zf}` : zf
+      count++
+      terminator =
+        `units+=${count};` +
+        `if(${take}){const t=rip0+${target};` +
+        `if(t>=140737488355328||t<-140737488355328){units-=1;rip=rip0+${delta};break}` +
+        (target === 0 ? `if(units+${count}<=budget)continue;` : "") +
+        `rip=t;break}rip=rip0+${next};break;`
+      break
+    }
+    if (!compilable(op)) break
+    const R = (r: number): string => {
+      used.add(r)
+      return `r${r}`
+    }
+    switch (op) {
+      case Op.ADD_RR64:
+      case Op.ADD_RI64: {
+        const bl = op === Op.ADD_RI64 ? `${imm}` : `${R(s)}l`
+        const bh = op === Op.ADD_RI64 ? `${imm >> 31}` : `${R(s)}h`
+        body.push(
+          `{const aLo=${R(d)}l,aHi=${R(d)}h,bLo=${bl},bHi=${bh};const sum=(aLo>>>0)+(bLo>>>0);const rLo=sum|0;const rHi=(aHi+bHi+(sum>=4294967296?1:0))|0;` +
+            `${R(d)}l=rLo;${R(d)}h=rHi;fop=1;fsize=8;faLo=aLo;faHi=aHi;fbLo=bLo;fbHi=bHi;fresLo=rLo;fresHi=rHi;}`,
+        )
+        break
+      }
+      case Op.SUB_RR64:
+      case Op.CMP_RR64:
+      case Op.CMP_RI64: {
+        const bl = op === Op.CMP_RI64 ? `${imm}` : `${R(s)}l`
+        const bh = op === Op.CMP_RI64 ? `${imm >> 31}` : `${R(s)}h`
+        const store = op === Op.SUB_RR64 ? `${R(d)}l=rLo;${R(d)}h=rHi;` : ""
+        body.push(
+          `{const aLo=${R(d)}l,aHi=${R(d)}h,bLo=${bl},bHi=${bh};const df=(aLo>>>0)-(bLo>>>0);const rLo=df|0;const rHi=(aHi-bHi-(df<0?1:0))|0;` +
+            `${store}fop=3;fsize=8;faLo=aLo;faHi=aHi;fbLo=bLo;fbHi=bHi;fresLo=rLo;fresHi=rHi;}`,
+        )
+        break
+      }
+      case Op.XOR_RR64:
+        body.push(`{const rLo=${R(d)}l^${R(s)}l,rHi=${R(d)}h^${R(s)}h;${R(d)}l=rLo;${R(d)}h=rHi;fop=5;fsize=8;fresLo=rLo;fresHi=rHi;}`)
+        break
+      case Op.XOR_RR32:
+        body.push(`{const rLo=${R(d)}l^${R(s)}l;${R(d)}l=rLo;${R(d)}h=0;fop=5;fsize=4;fresLo=rLo;fresHi=0;}`)
+        break
+      case Op.INC_R64:
+      case Op.DEC_R64: {
+        const dec = op === Op.DEC_R64
+        body.push(
+          `{const aLo=${R(d)}l,aHi=${R(d)}h;const cf=cfOf(fop,fsize,faLo,faHi,fbLo,fbHi,fresLo,fresHi,fcin,fst);` +
+            (dec
+              ? `const rLo=(aLo-1)|0;const rHi=aLo===0?(aHi-1)|0:aHi;`
+              : `const rLo=(aLo+1)|0;const rHi=aLo===-1?(aHi+1)|0:aHi;`) +
+            `${R(d)}l=rLo;${R(d)}h=rHi;fop=${dec ? 7 : 6};fsize=8;faLo=aLo;faHi=aHi;fbLo=1;fbHi=0;fresLo=rLo;fresHi=rHi;fcin=cf;}`,
+        )
+        break
+      }
+      case Op.MOV_RR64:
+        body.push(`${R(d)}l=${R(s)}l;${R(d)}h=${R(s)}h;`)
+        break
+      default:
+        break // NOP, ENDBR64
+    }
+    count++
+    delta += len
+    at += len
+  }
+  if (terminator === "") {
+    if (count < 2) return null
+    terminator = `units+=${count};rip=rip0+${delta};break;`
+  }
+  if (count < 2) return null
+  const regs = [...used]
+  const load = regs.map((r) => `let r${r}l=lo[${r}],r${r}h=hi[${r}];`).join("")
+  const store = regs.map((r) => `lo[${r}]=r${r}l;hi[${r}]=r${r}h;`).join("")
+  const source =
+    `"use strict";${load}${FLAGS_LOAD}let units=0;let rip=rip0;` +
+    `for(;;){${body.join("")}${terminator}}` +
+    `${store}${FLAGS_STORE}k.blockRip=rip;return units;`
+  const fn = new Function("lo", "hi", "F", "k", "rip0", "budget", "cfOf", source) as BlockFunction
+  return { fn, length: count }
+}
+
+const blockCaches = new WeakMap<object, BlockCache>()
+
+/** The block cache that goes with a decode cache (both shared by the CPUs of one memory). */
+export const blockCacheOf = (decodeCache: { readonly records: Int32Array }): BlockCache => {
+  let b = blockCaches.get(decodeCache)
+  if (b === undefined) {
+    b = new BlockCache(decodeCache.records.length)
+    blockCaches.set(decodeCache, b)
+  }
+  return b
+}
+
+/** Record index (of the cache's record array) → block number, per decode-cache generation. */
+export class BlockCache {
+  /** 0 unknown, -1 not compilable, n > 0 block n. Indexed by record / STRIDE. */
+  readonly blockOf: Int32Array
+  readonly heat: Int32Array
+  readonly functions: Array<BlockFunction | null> = [null]
+  readonly lengths: Array<number> = [0]
+  generation = -1
+
+  constructor(records: number) {
+    this.blockOf = new Int32Array(records / STRIDE)
+    this.heat = new Int32Array(records / STRIDE)
+  }
+
+  reset(generation: number): void {
+    this.blockOf.fill(0)
+    this.heat.fill(0)
+    this.functions.length = 1
+    this.lengths.length = 1
+    this.generation = generation
+  }
+}

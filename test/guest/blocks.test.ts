@@ -1,0 +1,117 @@
+// Compiled blocks must be invisible: random register programs with hot loops run once with
+// blocks and once on the plain interpreter (the reference), with random batch budgets on the
+// block side; every register, RFLAGS, RIP and the retired-instruction count must agree.
+
+import fc from "fast-check"
+import { describe, expect, it } from "vitest"
+import { CpuState } from "../../src/guest/cpu/state.ts"
+import { setupLongMode } from "../../src/guest/longmode.ts"
+import { GuestMemory } from "../../src/guest/mmu/memory.ts"
+import { RunOutcome, engineOf, runBatch } from "../../src/guest/run.ts"
+
+/** Registers the random body may use (RCX is the loop counter, RSP stays out). */
+const bodyRegs = [0, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+
+const rexFor = (w: boolean, reg: number, rm: number): number => 0x40 | (w ? 8 : 0) | (reg >= 8 ? 4 : 0) | (rm >= 8 ? 1 : 0)
+const modrm = (reg: number, rm: number): number => 0xc0 | ((reg & 7) << 3) | (rm & 7)
+
+const instruction = fc.oneof(
+  // 64-bit ADD/SUB/XOR/CMP/ADC/SBB/AND/OR reg, reg (the last four end a block)
+  fc.tuple(fc.constantFrom(0x01, 0x29, 0x31, 0x39, 0x11, 0x19, 0x21, 0x09, 0x03, 0x2b), fc.constantFrom(...bodyRegs), fc.constantFrom(...bodyRegs)).map(
+    ([op, a, b]) => [rexFor(true, a, b), op, modrm(a, b)],
+  ),
+  fc.tuple(fc.constantFrom(...bodyRegs), fc.constantFrom(...bodyRegs)).map(([a, b]) => [rexFor(false, a, b), 0x31, modrm(a, b)]),
+  fc.tuple(fc.constantFrom(0, 1), fc.constantFrom(...bodyRegs)).map(([opn, r]) => [rexFor(true, 0, r), 0xff, modrm(opn, r)]),
+  fc.tuple(fc.constantFrom(0x89, 0x8b), fc.constantFrom(...bodyRegs), fc.constantFrom(...bodyRegs)).map(([op, a, b]) => [rexFor(true, a, b), op, modrm(a, b)]),
+  fc.tuple(fc.constantFrom(0, 7, 5), fc.constantFrom(...bodyRegs), fc.integer({ min: 0, max: 255 })).map(([opn, r, imm]) => [rexFor(true, 0, r), 0x83, modrm(opn, r), imm]),
+  fc.tuple(fc.constantFrom(0, 7), fc.constantFrom(...bodyRegs), fc.integer()).map(([opn, r, imm]) => [
+    rexFor(true, 0, r),
+    0x81,
+    modrm(opn, r),
+    imm & 0xff,
+    (imm >>> 8) & 0xff,
+    (imm >>> 16) & 0xff,
+    (imm >>> 24) & 0xff,
+  ]),
+  fc.constant([0x90]),
+  fc.constant([0x0f, 0x1f, 0x00]),
+  fc.constant([0xf8]), // CLC: ends a block, changes CF
+  fc.constant([0xf9]), // STC
+  fc.tuple(fc.constantFrom(...bodyRegs)).map(([r]) => [rexFor(true, 0, r), 0xd1, modrm(4, r)]), // SHL r, 1
+)
+
+const program = fc.record({
+  head: fc.array(instruction, { maxLength: 6 }),
+  body: fc.array(instruction, { minLength: 1, maxLength: 12 }),
+  tail: fc.array(instruction, { maxLength: 6 }),
+  count: fc.integer({ min: 1, max: 400 }),
+  regs: fc.array(fc.bigUint64Array({ minLength: 1, maxLength: 1 }).map((a) => a[0]!), { minLength: 16, maxLength: 16 }),
+  flags: fc.integer({ min: 0, max: 0xfff }),
+  budgets: fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 8 }),
+  innerJz: fc.boolean(),
+})
+
+const assembleProgram = (p: {
+  head: ReadonlyArray<ReadonlyArray<number>>
+  body: ReadonlyArray<ReadonlyArray<number>>
+  tail: ReadonlyArray<ReadonlyArray<number>>
+  innerJz: boolean
+}): Uint8Array => {
+  const bytes: Array<number> = []
+  for (const i of p.head) bytes.push(...i)
+  const top = bytes.length
+  for (const i of p.body) bytes.push(...i)
+  if (p.innerJz) bytes.push(0x74, 0x00) // JZ to the next instruction: taken or not, same place
+  bytes.push(0x48, 0xff, 0xc9) // dec rcx
+  const afterJnz = bytes.length + 2
+  bytes.push(0x75, (top - afterJnz) & 0xff) // jnz top (the body is short enough for rel8)
+  for (const i of p.tail) bytes.push(...i)
+  bytes.push(0xf4)
+  return Uint8Array.from(bytes)
+}
+
+const machine = (code: Uint8Array, regs: ReadonlyArray<bigint>, rcx: number, flags: number, blocks: boolean): CpuState => {
+  const memory = new GuestMemory()
+  memory.setRegion(0, 0n, new Uint8Array(4 << 20))
+  memory.write(0x100000n, code)
+  const cpu = new CpuState(memory)
+  setupLongMode(cpu, { tablesAt: 0x10000n })
+  engineOf(cpu).blocksEnabled = blocks
+  regs.forEach((v, r) => cpu.setReg(r, v))
+  cpu.setReg(1, BigInt(rcx))
+  cpu.setReg(4, 0x200000n)
+  cpu.setRflags(BigInt(0x2 | (flags & 0x8d5)))
+  cpu.setRip(0x100000n)
+  return cpu
+}
+
+describe("compiled blocks", () => {
+  it("agree with the interpreter on random register programs with hot loops and split budgets", () => {
+    fc.assert(
+      fc.property(program, (p) => {
+        const code = assembleProgram(p)
+        const ref = machine(code, p.regs, p.count, p.flags, false)
+        const fast = machine(code, p.regs, p.count, p.flags, true)
+        let outcome: number = RunOutcome.BUDGET
+        for (let guard = 0; outcome === RunOutcome.BUDGET && guard < 100_000; guard++) outcome = runBatch(ref, 1 << 20)
+        expect(outcome).toBe(RunOutcome.HALTED)
+        outcome = RunOutcome.BUDGET
+        for (let k = 0; outcome === RunOutcome.BUDGET && k < 1_000_000; k++) outcome = runBatch(fast, p.budgets[k % p.budgets.length]!)
+        expect(outcome).toBe(RunOutcome.HALTED)
+        for (let r = 0; r < 16; r++) expect(fast.getReg(r)).toBe(ref.getReg(r))
+        expect(fast.rflags).toBe(ref.rflags)
+        expect(fast.ripValue).toBe(ref.ripValue)
+        expect(fast.instructionsRetired).toBe(ref.instructionsRetired)
+      }),
+      { numRuns: 300, seed: 0xb10c },
+    )
+  })
+
+  it("are used: a hot loop runs through a compiled block", () => {
+    const code = Uint8Array.from([0x48, 0x01, 0xc8, 0x48, 0xff, 0xc9, 0x75, 0xf8, 0xf4]) // top: add rax,rcx; dec rcx; jnz top; hlt
+    const cpu = machine(code, new Array(16).fill(0n), 1000, 0, true)
+    expect(runBatch(cpu, 10_000)).toBe(RunOutcome.HALTED)
+    expect(cpu.getReg(0)).toBe(500500n)
+    expect(engineOf(cpu).blocks.functions.length).toBeGreaterThan(1)
+  })
+})
