@@ -190,9 +190,10 @@ export const formatString = (c: Conversion, s: string): string => {
  * bstr_printf: formats the packed arguments found at byte offset `at` of `bytes` (argument area
  * of `length` bytes). Reads past the area print as 0 / empty, like the kernel's bounded buffer.
  */
-export const formatPacked = (format: CompiledFormat, bytes: Uint8Array, at: number, length: number): string => {
+export const formatPacked = (format: CompiledFormat, bytes: Uint8Array, at: number, length: number, prefix?: string): string => {
   const end = at + length
-  let out = format.literals[0]!
+  // `prefix` replaces the first literal (callers pass it with their own text in front).
+  let out = prefix ?? format.literals[0]!
   let p = at
   const convs = format.conversions
   for (let i = 0; i < convs.length; i++) {

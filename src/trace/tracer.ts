@@ -6,7 +6,7 @@
 import { TASK_CONTEXT, type TaskNames, type TraceClockSource, type TraceContext } from "./context.ts"
 import type { TraceEra, TraceEventType } from "./events.ts"
 import { KVM_EVENT_NAMES, kvmEvents, type KvmEventName } from "./kvm-events.ts"
-import { commForDisplay, flagChars, formatSecondsUs, taskColumns } from "./output.ts"
+import { commForDisplay, flagChars, formatSecondsUs, formatStampColumn, taskColumns } from "./output.ts"
 import { compileFormat, formatPacked, type CompiledFormat, FormatError } from "./printf.ts"
 import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, pagesForBytes, PAGE_DATA_BYTES } from "./ring-buffer.ts"
 
@@ -62,6 +62,7 @@ export class PrintkSite {
   ) {
     this.wordPacked = !puts && fixedArgBytes >= 0 && format.conversions.every((c) => c.storage === 4 || c.storage === 8)
     this.address = ADDRESS_LOW_BASE + index * 16
+    this.textPrefix = functionName + ": " + format.literals[0]!
     this.payloadBytes = puts ? 24 : fixedArgBytes >= 0 ? 24 + ((fixedArgBytes + 3) & ~3) : -1
     this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
     this.words32 = this.wordPacked && this.is64.every((b) => b === 0) ? this.is64.length : -1
@@ -74,6 +75,8 @@ export class PrintkSite {
   readonly payloadBytes: number
   /** Low word of the site's ip and fmt pointers. */
   readonly address: number
+  /** `FUNC: ` and the format's text before its first conversion. */
+  readonly textPrefix: string
   /** Number of arguments when all are 32-bit integers (one word each), else -1. */
   readonly words32: number
 }
@@ -106,6 +109,8 @@ export class Tracer {
   readonly events: ReadonlyArray<TraceEventType>
   readonly eventEnabled: Uint8Array
   private readonly eventsById: Array<TraceEventType | undefined> = []
+  /** `name: ` of each event, by id. */
+  private readonly eventPrefix: Array<string> = []
 
   private readonly sites: Array<PrintkSite> = []
   private readonly siteKeys = new Map<string, PrintkSite>()
@@ -138,7 +143,10 @@ export class Tracer {
     this.kvm = kvmEvents(this.era)
     this.events = KVM_EVENT_NAMES.map((n) => this.kvm[n])
     this.eventEnabled = new Uint8Array(this.events.length)
-    for (const e of this.events) this.eventsById[e.id] = e
+    for (const e of this.events) {
+      this.eventsById[e.id] = e
+      this.eventPrefix[e.id] = e.name + ": "
+    }
   }
 
   // ---- switches ----
@@ -499,7 +507,7 @@ export class Tracer {
       case TRACE_BPRINT: {
         const site = this.siteAt(words[w + 2]!)
         if (site === undefined) return "<unknown trace_printk site>\n"
-        return site.functionName + ": " + formatPacked(site.format, bytes, (w + 6) * 4, cursor.payloadBytes - 24)
+        return formatPacked(site.format, bytes, (w + 6) * 4, cursor.payloadBytes - 24, site.textPrefix)
       }
       case TRACE_BPUTS: {
         const site = this.siteAt(words[w + 2]!)
@@ -510,7 +518,7 @@ export class Tracer {
       default: {
         const event = this.eventsById[type]
         if (event === undefined) return `Unknown type ${type}\n`
-        return event.name + ": " + event.format(words, bytes, w) + "\n"
+        return this.eventPrefix[type] + event.format(words, bytes, w) + "\n"
       }
     }
   }
@@ -531,17 +539,17 @@ export class Tracer {
     const w = cursor.word
     const head = words[w]!
     const pid = words[w + 1]! | 0
-    let columns: string | undefined
-    const key = pid * 1024 + cpu
-    if (commCache !== undefined) columns = commCache.get(key)
-    if (columns === undefined) {
-      columns = taskColumns(this.era, commForDisplay(pid, this.tasks.commOf(pid)), pid, cpu)
-      if (commCache !== undefined) commCache.set(key, columns)
+    // The `comm-pid [cpu] flags ` prefix depends only on pid, CPU and the context bits: cache it per read.
+    const key = (pid * 4096 + cpu) * 65536 + (head >>> 16)
+    let prefix = commCache?.get(key)
+    if (prefix === undefined) {
+      const flags = (head >>> 16) & 0xff
+      const preempt = head >>> 24
+      prefix = taskColumns(this.era, commForDisplay(pid, this.tasks.commOf(pid)), pid, cpu) + flagChars(this.era, flags, preempt) + " "
+      commCache?.set(key, prefix)
     }
-    const flags = (head >>> 16) & 0xff
-    const preempt = head >>> 24
-    const flagText = flags === 0 && preempt === 0 ? (this.era === "A" ? "...." : ".....") : flagChars(this.era, flags, preempt)
-    return columns + flagText + " " + this.timestampText(cursor.ts) + ": " + this.eventText(words, ring.bytes, cursor)
+    const stamp = this.clockMode <= 1 ? formatStampColumn(cursor.ts) : this.timestampText(cursor.ts) + ": "
+    return prefix + stamp + this.eventText(words, ring.bytes, cursor)
   }
 
   /** entries-in-buffer and entries-written over all CPUs (get_total_entries). */
