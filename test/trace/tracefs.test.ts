@@ -324,3 +324,32 @@ describe("tracefs: trace_pipe", () => {
     }),
   )
 })
+
+describe("tracefs: trace while the writer laps the reader (6.x)", () => {
+  it("prints CPU:N [LOST EVENTS] and carries on from the oldest data", () => {
+    const t = testTrace({ era: "D", cpus: 1 })
+    const site = printkSite(t)
+    echo(t.tracefs, "buffer_size_kb", "8") // 3 pages
+    for (let i = 0; i < 300; i++) {
+      t.clock.advance(1000)
+      t.tracer.printkValues(0, 12398, TASK_CONTEXT, site, [i])
+    }
+    const h = t.tracefs.open("trace", O_RDONLY)
+    if (typeof h === "number") throw new Error("open")
+    const first = h.read(2000) as string
+    expect(first).toContain("vcpu id: ")
+    // The writer now wraps the whole buffer under the open reader.
+    for (let i = 300; i < 1000; i++) {
+      t.clock.advance(1000)
+      t.tracer.printkValues(0, 12398, TASK_CONTEXT, site, [i])
+    }
+    let rest = ""
+    for (let chunk = h.read(4096); chunk !== ""; chunk = h.read(4096)) rest += chunk as string
+    h.close()
+    expect(rest).toContain("CPU:0 [LOST EVENTS]\n")
+    const after = rest.slice(rest.indexOf("[LOST EVENTS]"))
+    const ids = [...after.matchAll(/vcpu id: (\d+)/g)].map((m) => Number(m[1]))
+    expect(ids.at(-1)).toBe(999)
+    expect(ids).toEqual([...ids].sort((x, y) => x - y))
+  })
+})
