@@ -32,14 +32,15 @@ export const parseTraceText = (text: string): { header: Array<string>; records: 
 }
 
 /**
- * vCPU id of each vCPU thread: from kvm_entry's "vcpu N", from 6.x thread names "CPU N/KVM", and
+ * vCPU id of each vCPU thread (trace show --vcpu needs one of these in the file): from kvm_entry's "vcpu N", from 6.x thread names "CPU N/KVM", and
  * from the homework's "vcpu id: N" followed by "pid: P" blocks.
  */
 export const vcpuThreads = (records: ReadonlyArray<TraceRecord>): Map<number, number> => {
   const byPid = new Map<number, number>()
   let lastVcpuId: number | undefined
   for (const r of records) {
-    const entry = r.event === "kvm_entry" ? /^vcpu (\d+)/.exec(r.message) : null
+    // kvm_entry prints "vcpu N" in every era, kvm_exit from 5.x on ("vcpu N reason …").
+    const entry = r.event === "kvm_entry" || r.event === "kvm_exit" ? /^vcpu (\d+)/.exec(r.message) : null
     if (entry !== null) byPid.set(r.pid, Number(entry[1]))
     const named = /^CPU (\d+)\/KVM$/.exec(r.comm)
     if (named !== null) byPid.set(r.pid, Number(named[1]))
