@@ -19,7 +19,7 @@ export const runScript = (session: ShellSession, script: string): Effect.Effect<
     let status = 0
     for (const line of script.split("\n")) {
       if (line.trim() === "") continue
-      status = yield* session.executeLine(line)
+      status = yield* session.executeLine(line, true)
       if (session.quitRequested) return session.quitStatus
       if (status !== 0) return status
     }

@@ -62,8 +62,8 @@ export class ShellSession {
     return `/${parts.join("/")}`
   }
 
-  /** Runs one line; returns the status of the last pipeline run (bash's $?). */
-  executeLine(line: string): Effect.Effect<number> {
+  /** Runs one line; returns the status of the last pipeline run (bash's $?); `stopOnError` as `set -e`. */
+  executeLine(line: string, stopOnError = false): Effect.Effect<number> {
     const self = this
     return Effect.gen(function* () {
       const parsed = parseLine(line)
@@ -73,6 +73,8 @@ export class ShellSession {
       }
       let status = 0
       for (const pipeline of parsed) {
+        // A script stops at the first failing command (`a; b` runs b only if a succeeded there).
+        if (stopOnError && pipeline.joiner === ";" && status !== 0) break
         if (pipeline.joiner === "&&" && status !== 0) continue
         if (pipeline.joiner === "||" && status === 0) continue
         let input: string | undefined
