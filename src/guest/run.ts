@@ -46,6 +46,11 @@ export const engineOf = (cpu: CpuState): Engine => {
  */
 export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
   const k = engineOf(cpu)
+  if (cpu.memory.generation !== k.memoryGeneration) {
+    // The slot layout changed since the last batch: no cached translation may survive.
+    k.memoryGeneration = cpu.memory.generation
+    k.flushTlb()
+  }
   const ic = cpu.intercepts
   let limit = budget
   let timerStops = false

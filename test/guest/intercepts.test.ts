@@ -269,3 +269,32 @@ start:
     expect(b.m.run()).toBe(RunOutcome.HALTED)
   })
 })
+
+describe("guest-physical memory slots", () => {
+  it("removing a slot between batches takes effect at once (no stale translation)", () => {
+    const { m } = machine(`
+start:
+  mov eax, [0xa00000]
+  hlt
+  mov eax, [0xa00000]
+  hlt
+`)
+    const extra = new Uint8Array(0x1000)
+    extra[0] = 0x2a
+    expect(m.memory.setRegion(7, 0xa00000n, extra)).toBeUndefined()
+    expect(m.run()).toBe(RunOutcome.HALTED)
+    expect(m.cpu.getReg(0)).toBe(0x2an)
+    m.memory.setRegion(7, 0xa00000n, null)
+    m.cpu.activityState = 0
+    // The backing is gone: the same read is now an MMIO exit.
+    expect(m.run()).toBe(RunOutcome.VM_EXIT)
+    expect(m.cpu.exit.reason).toBe(ExitReason.EPT_VIOLATION)
+    expect(m.cpu.exit.guestPhysicalAddress).toBe(0xa00000n)
+  })
+
+  it("rejects misaligned and overlapping regions with a message", () => {
+    const { m } = machine(`start:\n  hlt\n`)
+    expect(m.memory.setRegion(8, 0x1234n, new Uint8Array(0x1000))).toMatch(/multiples of 4096/)
+    expect(m.memory.setRegion(8, 0x1000n, new Uint8Array(0x1000))).toMatch(/overlaps slot 0/)
+  })
+})
