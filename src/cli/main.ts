@@ -2,6 +2,7 @@ import { Cause, Effect, Exit, Option } from "effect"
 import { Command } from "effect/cli"
 import { asmCommand } from "./commands/asm.ts"
 import { disasmCommand } from "./commands/disasm.ts"
+import { checkCommand } from "./commands/check.ts"
 import { examplesCommand } from "./commands/examples.ts"
 import { runCommand } from "./commands/run.ts"
 import { shellCommand } from "./commands/shell.ts"
@@ -19,7 +20,7 @@ export const kvmsim = Command.make("kvmsim").pipe(
       ...exitStatusHelp.map((l) => `  ${l}`),
     ].join("\n"),
   ),
-  Command.withSubcommands([runCommand, shellCommand, statCommand, traceCommand, examplesCommand, asmCommand, disasmCommand]),
+  Command.withSubcommands([runCommand, shellCommand, statCommand, traceCommand, checkCommand, examplesCommand, asmCommand, disasmCommand]),
 )
 
 /** nasm-style `-DNAME=VALUE` (no space) becomes `-D NAME=VALUE`. */

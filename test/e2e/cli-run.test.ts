@@ -147,3 +147,11 @@ describe("kvmsim run", () => {
     }
   })
 })
+
+describe("kvmsim check vmcs-lifecycle", () => {
+  it("runs the model-based property and says how many lifecycles agreed; bad --runs is a usage error", () => {
+    const r = kvmsim(["check", "vmcs-lifecycle", "--runs", "200", "--seed", "5"])
+    expect(r).toMatchObject({ status: 0, stdout: "vmcs-lifecycle: OK, 200 lifecycles (seed 5): every VMX instruction's status, VM-instruction error and VMREAD value agreed with the SDM model\n" })
+    expect(kvmsim(["check", "vmcs-lifecycle", "--runs", "0"]).status).toBe(2)
+  })
+})
