@@ -26,7 +26,7 @@ const usage = (e: UsageError) => Effect.flatMap(stderr(`kvmsim run: ${e.message}
 
 export const runCommand = Command.make(
   "run",
-  { guest: Argument.String("GUEST").pipe(Argument.withDescription(".asm/.s source (assembled), ELF64 executable, or flat .bin")), ...runFlags },
+  { guest: Argument.String("GUEST").pipe(Argument.withDescription(".asm/.s source (assembled), .c (built by gcc), ELF64 executable, or flat binary")), ...runFlags },
   (flags) =>
     Effect.gen(function* () {
       const host = yield* hostOptions(flags)
@@ -75,7 +75,7 @@ export const runCommand = Command.make(
       if (result.outcome.code !== ExitStatus.Ok) return yield* Effect.fail(new CliExit({ code: result.outcome.code }))
     }).pipe(Effect.catchTag("UsageError", usage)),
 ).pipe(
-  Command.withShortDescription("Run GUEST (.asm, ELF or flat binary) as a user program of the mini kernel, or --bare"),
+  Command.withShortDescription("Run GUEST (.asm, .c, ELF or flat binary) as a user program of the mini kernel, or --bare"),
   Command.withDescription(
     [
       "Run GUEST on a simulated Linux host with KVM: by default as a user program of the mini guest kernel on every vCPU, with --bare as the whole guest.",
