@@ -38,6 +38,8 @@ export const runCommand = Command.make(
         guest,
         modules: flags.module,
         wantTrace: flags.trace || flags.json || Option.isSome(flags.traceOut),
+        // bench/startup.bench.ts: when the first guest instruction ran, on stderr.
+        probeStartup: process.env["KVMSIM_STARTUP_PROBE"] === "1",
         ...(flags.json ? {} : { onConsole: writeStdout }),
         ...(tty
           ? {
@@ -52,6 +54,7 @@ export const runCommand = Command.make(
           : {}),
       })
       if (progressShown) writeStderr("\r\x1b[2K")
+      if (result.firstEntryEpochMs !== undefined) writeStderr(`kvmsim-startup first-vm-entry-epoch-ms ${result.firstEntryEpochMs.toFixed(3)}\n`)
       if (Option.isSome(flags.traceOut)) {
         const file = flags.traceOut.value
         yield* Effect.try({ try: () => writeFileSync(file, result.trace), catch: (e) => new UsageError({ message: `--trace-out ${file}: ${(e as Error).message}` }) })

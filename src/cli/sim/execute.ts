@@ -15,6 +15,8 @@ export interface RunResult {
   readonly virtualTimeNs: number
   readonly injections: ReadonlyArray<InjectionResult>
   readonly trace: string
+  /** Epoch ms of the first VM entry (with probeStartup). */
+  readonly firstEntryEpochMs?: number
 }
 
 export interface ExecuteOptions {
@@ -30,6 +32,8 @@ export interface ExecuteOptions {
   /** Virtual nanoseconds between onSample calls while running (stat -l). */
   readonly sampleEveryNs?: number
   readonly wantTrace: boolean
+  /** Record when the first guest instruction runs (the startup benchmark). */
+  readonly probeStartup?: boolean
 }
 
 export const executeRun = (options: ExecuteOptions): Effect.Effect<RunResult, UsageError> =>
@@ -38,6 +42,7 @@ export const executeRun = (options: ExecuteOptions): Effect.Effect<RunResult, Us
       const sim = yield* Effect.mapError(bootSimHost(options.host), (e) => new UsageError({ message: typeof e === "string" ? e : e.message }))
       for (const file of options.modules) yield* loadUserModule(sim, file)
       if (options.onConsole !== undefined) sim.onConsole(options.onConsole)
+      if (options.probeStartup === true) sim.alwaysObserve = true
       yield* Effect.mapError(sim.boot(options.guest), (message) => new UsageError({ message }))
       let wallDeadline = Date.now() + 100
       let nextSample = sim.startNs + (options.sampleEveryNs ?? Infinity)
@@ -69,6 +74,7 @@ export const executeRun = (options: ExecuteOptions): Effect.Effect<RunResult, Us
         virtualTimeNs: sim.virtualTimeNs(),
         injections: [...sim.injected],
         trace: options.wantTrace ? sim.traceText() : "",
+        ...(sim.firstEntryEpochMs === undefined ? {} : { firstEntryEpochMs: sim.firstEntryEpochMs }),
       }
     }),
   )

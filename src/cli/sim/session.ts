@@ -89,6 +89,8 @@ export class SimHost {
   watchedExit: { readonly reason: number; readonly vcpuId: number } | undefined
   /** Keep the observer installed (the shell watches exits even without limits). */
   alwaysObserve = false
+  /** Wall-clock time (epoch ms, performance.timeOrigin + now) of the first VM entry, when observed. */
+  firstEntryEpochMs: number | undefined
   private pendingInjections: Array<Injection> = []
   private dueInjections: Array<{ readonly injection: Injection; readonly pid: number }> = []
   private consoleListener: ((text: string) => void) | undefined
@@ -209,6 +211,7 @@ export class SimHost {
         else if (maxSteps !== undefined && this.steps() >= maxSteps) this.hitLimit("steps")
       },
       onEntry: (cpu, pid) => {
+        if (this.firstEntryEpochMs === undefined) this.firstEntryEpochMs = performance.timeOrigin + performance.now()
         if (this.dueInjections.length === 0) return
         for (let i = 0; i < this.dueInjections.length; i++) {
           const due = this.dueInjections[i]!
