@@ -54,7 +54,7 @@ export const runCommand = Command.make(
           : {}),
       })
       if (progressShown) writeStderr("\r\x1b[2K")
-      if (result.firstEntryEpochMs !== undefined) writeStderr(`kvmsim-startup first-vm-entry-epoch-ms ${result.firstEntryEpochMs.toFixed(3)}\n`)
+      if (process.env["KVMSIM_STARTUP_PROBE"] === "1" && result.firstEntryEpochMs !== undefined) writeStderr(`kvmsim-startup first-vm-entry-epoch-ms ${result.firstEntryEpochMs.toFixed(3)}\n`)
       if (Option.isSome(flags.traceOut)) {
         const file = flags.traceOut.value
         yield* Effect.try({ try: () => writeFileSync(file, result.trace), catch: (e) => new UsageError({ message: `--trace-out ${file}: ${(e as Error).message}` }) })
