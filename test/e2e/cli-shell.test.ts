@@ -53,6 +53,34 @@ describe("kvmsim shell without a terminal", () => {
     expect(kvmsim(["shell", "-c", "quit 7"]).status).toBe(7)
   })
 
+  it("tree, tail, info vmcs, trace on|off, run N, help", () => {
+    const r = kvmsim(["shell", "--events", "kvm_hypercall"], {
+      input: [
+        "tree /sys/kernel/tracing/events/kvm/kvm_exit",
+        "trace on",
+        "cat /sys/kernel/tracing/events/kvm/kvm_entry/enable",
+        "boot examples/vcpu-info.asm --vcpus 1",
+        "run until exit",
+        "run 20",
+        "info vmcs 0 | grep -E '^(VM_EXIT_REASON|GUEST_RIP) '",
+        "trace off",
+        "cat /sys/kernel/tracing/events/kvm/kvm_exit/enable",
+        "run",
+        "tail -n 1 /sys/kernel/tracing/trace",
+        "help | head -1",
+      ].join("\n"),
+    })
+    expect(r.stderr).toBe("")
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("/sys/kernel/tracing/events/kvm/kvm_exit\n├── enable\n")
+    expect(r.stdout).toMatch(/\d+ directories, \d+ files\n1\n/)
+    expect(r.stdout).toMatch(/stopped after \d+ instructions at VM exit \d+ \(\w+\) on vCPU 0\n/)
+    expect(r.stdout).toMatch(/^GUEST_RIP\s+0x[0-9a-f]+$/m)
+    expect(r.stdout).toMatch(/^VM_EXIT_REASON\s+0x[0-9a-f]+$/m)
+    expect(r.stdout).toContain("system call sys_vcpu_info result 0\nguest ended: the guest exited with status 0\n")
+    expect(r.stdout).toMatch(/kvm_emulate_hypercall: exits by reason: .*\nFilesystem/)
+  })
+
   it("insmod and rmmod of a user module; lsmod; ps lists the vCPU threads", () => {
     const r = kvmsim(["shell", "-c", "insmod examples/hypercall-module.ts; lsmod | grep my_hypercalls; cat /sys/kernel/my_hypercalls/calls; boot --bare examples/hypercall.asm; run; cat /sys/kernel/my_hypercalls/calls; ps | grep -c qemu; rmmod my_hypercalls; ls /sys/kernel/my_hypercalls"])
     expect(r.stdout).toMatch(/^my_hypercalls\s/m)

@@ -430,8 +430,10 @@ export class ShellSession {
       } else if (args[0] !== undefined) {
         const n = Number(args[0])
         if (!Number.isInteger(n) || n < 1) return fail(`run: '${args[0]}' is not a number of instructions`, 2)
+        // Checked at every VM exit (and scheduling point): the run stops at the first exit after N instructions.
         const target = sim.steps() + n
-        stop = () => sim.steps() >= target
+        sim.exitWatcher = () => sim.steps() >= target
+        stop = () => sim.watchedExit !== undefined || sim.steps() >= target
       }
       let lastConsoleChar = "\n"
       sim.onConsole((text) => {
@@ -442,7 +444,7 @@ export class ShellSession {
       sim.exitWatcher = undefined
       let out = lastConsoleChar === "\n" ? "" : "\n"
       const w = sim.watchedExit as SimHost["watchedExit"]
-      if (w !== undefined) {
+      if (w !== undefined && args[0] === "until") {
         out += `stopped after VM exit ${w.reason} (${exitReasonName(w.reason & 0xffff) ?? "?"}) on vCPU ${w.vcpuId}\n`
       }
       if (sim.finished) {
@@ -451,7 +453,7 @@ export class ShellSession {
         out += `guest ended: ${outcome.detail}\n`
         return { out, status: outcome.code }
       }
-      if (w === undefined) out += `stopped after ${sim.steps()} instructions\n`
+      if (args[0] !== "until") out += `stopped after ${sim.steps()} instructions${w === undefined ? "" : ` at VM exit ${w.reason} (${exitReasonName(w.reason & 0xffff) ?? "?"}) on vCPU ${w.vcpuId}`}\n`
       return { out, status: 0 }
     })
   }
@@ -629,7 +631,7 @@ export const helpText = `Filesystem (the simulated host's /sys, /proc, /sys/kern
   head|tail [-n N] [FILE]   grep [-vicn] PATTERN [FILE...]   CMD | CMD   CMD > FILE   CMD >> FILE
 Monitor:
   boot GUEST [--vcpus N] [--mem SIZE] [--bare] [-D NAME=VALUE] [--inject FIELD=VALUE@exit:N] ...
-  run [N]                 run to the end, or N more guest instructions (checked at VM exits)
+  run [N]                 run to the end, or until the first VM exit after N more guest instructions
   run until EVENT         exit, exit:REASON (exit:HLT, exit:12), hypercall, io, hlt, end
   info registers [N] | cpus | vmcs [N]
   ps   stat   lsmod   insmod vmcsctl.ko [unsafe_writes=Y] | vmcs.ko | FILE.ts   rmmod NAME
