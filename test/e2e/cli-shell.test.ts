@@ -1,6 +1,9 @@
 // `kvmsim shell` without a terminal (scripts on stdin, -c) and with one (a tmux session): the
 // prompt, completion and history; NO_COLOR; bash-like errors; stop at the first failing command.
 import { execFileSync, spawnSync } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import { kvmsim, repoRoot } from "./cli-support.ts"
@@ -95,7 +98,7 @@ describe("kvmsim shell without a terminal", () => {
 const tmux = spawnSync("tmux", ["-V"]).status === 0
 
 describe("kvmsim shell on a terminal (tmux)", () => {
-  it.runIf(tmux)("prompt, Tab completion of paths and verbs, history with the Up key, colour unless NO_COLOR", async () => {
+  it.runIf(tmux)("prompt, Tab completion of paths and verbs, history with the Up key, colour unless NO_COLOR; run's progress bar", async () => {
     const socket = `kvmsim-e2e-${process.pid}`
     const session = "colour"
     const plain = "plain"
@@ -134,6 +137,12 @@ describe("kvmsim shell on a terminal (tmux)", () => {
       t("send-keys", "-t", session, "Up")
       t("send-keys", "-t", session, "Enter")
       await waitFor(/# pwd\n\/sys\/kernel\/tracing\n.*# pwd\n\/sys\/kernel\/tracing\n/)
+      // A long run shows a progress bar on the terminal's stderr (and erases it at the end).
+      const spin = join(mkdtempSync(join(tmpdir(), "kvmsim-progress-")), "spin.asm")
+      writeFileSync(spin, "BITS 64\nORG 0x100000\n.l: jmp .l\n")
+      t("new-session", "-d", "-s", "progress", "-x", "150", "-y", "10", "-c", repoRoot, `${process.execPath} ${bin} run --bare ${spin} --max-steps 80000000; sleep 60`)
+      await waitFor(/\[[#-]{24}\] \d+% [\d,]+ instructions, \d+ exits, [\d.]+ ms virtual/, "progress")
+      await waitFor("kvmsim: the step limit (80000000) was reached", "progress")
       // NO_COLOR: the same prompt without escape sequences.
       await waitFor("root@kvmsim:/#", plain)
       const raw = t("capture-pane", "-p", "-e", "-t", plain)
