@@ -1,13 +1,15 @@
 // docs/cli.md, generated from the command definitions: each command's help document (what
 // `--help` prints) is captured through effect/cli's Presenter and rendered as Markdown.
-// Regenerate with `npx tsx src/cli/docs.ts` (test/cli/docs.test.ts checks the file is current).
+// Also docs/run-document.schema.json, the --json document's JSON Schema. Regenerate both with
+// `npx tsx src/cli/docs.ts` (test/cli/docs.test.ts checks they are current).
 
 import { writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import type { HelpDoc } from "effect/cli/HelpDoc"
 import { kvmsim } from "./app.ts"
+import { RunDocumentSchema } from "./report/run-document.ts"
 import { nodeEnvironment } from "./platform/index.ts"
 
 /** Every command path documented, in reading order. */
@@ -85,6 +87,16 @@ export const generateCliReference = async (): Promise<string> => {
 
 export const cliReferencePath = fileURLToPath(new URL("../../docs/cli.md", import.meta.url))
 
+/** The `kvmsim run --json` document as a JSON Schema (draft 2020-12), for graders' own tools. */
+export const runDocumentJsonSchema = (): string => {
+  const doc = Schema.toJsonSchemaDocument(RunDocumentSchema) as { schema: Record<string, unknown>; definitions?: Record<string, unknown> }
+  const definitions = doc.definitions !== undefined && Object.keys(doc.definitions).length > 0 ? { $defs: doc.definitions } : {}
+  return JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", title: "kvmsim run --json", ...doc.schema, ...definitions }, null, 2) + "\n"
+}
+
+export const runDocumentSchemaPath = fileURLToPath(new URL("../../docs/run-document.schema.json", import.meta.url))
+
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   writeFileSync(cliReferencePath, await generateCliReference())
+  writeFileSync(runDocumentSchemaPath, runDocumentJsonSchema())
 }
