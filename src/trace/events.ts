@@ -14,8 +14,12 @@ export interface FieldDef {
   readonly signed: boolean
 }
 
+import type { LineBytes } from "./line-bytes.ts"
+
 /** Reads one record's payload: `w` is the word index of the payload (the common header). */
 export type RecordFormatter = (words: Uint32Array, bytes: Uint8Array, w: number) => string
+/** The same text written into a line buffer (for the events read most; must match the RecordFormatter). */
+export type RecordByteFormatter = (out: LineBytes, words: Uint32Array, bytes: Uint8Array, w: number) => void
 
 export interface TraceEventType {
   readonly system: string
@@ -29,6 +33,8 @@ export interface TraceEventType {
   readonly payloadBytes: number
   /** The text after `NAME: ` in `trace`. */
   readonly format: RecordFormatter
+  /** Optionally, format as bytes (readers use it instead of `format` when present). */
+  readonly formatBytes?: RecordByteFormatter
 }
 
 export const COMMON_FIELDS: ReadonlyArray<FieldDef> = [

@@ -3,7 +3,8 @@
 // exit-reason names of __print_symbolic(VMX_EXIT_REASONS).
 
 import { ExitReason } from "../arch/exit-reasons.ts"
-import { decS64, hex64, hex64Padded, layoutFields, symbolicTable, type TraceEra, type TraceEventType } from "./events.ts"
+import { decS64, hex64, hex64Padded, layoutFields, symbolicTable, type RecordByteFormatter, type TraceEra, type TraceEventType } from "./events.ts"
+import { latin1Bytes } from "./line-bytes.ts"
 
 export const KVM_EVENT_NAMES = [
   "kvm_entry",
@@ -100,10 +101,30 @@ const define = (
   decls: ReadonlyArray<Decl>,
   printFmt: string,
   format: TraceEventType["format"],
+  formatBytes?: RecordByteFormatter,
 ): TraceEventType => {
   const { fields, payloadBytes } = layoutFields(decls)
-  return { system: "kvm", name, id: KVM_EVENT_IDS[name], fields, printFmt, payloadBytes, format }
+  const event = { system: "kvm", name, id: KVM_EVENT_IDS[name], fields, printFmt, payloadBytes, format }
+  return formatBytes === undefined ? event : { ...event, formatBytes }
 }
+
+/** Latin-1 bytes of literal text used by the byte formatters. */
+const lit = (text: string): Uint8Array => latin1Bytes(text)!
+const VCPU = lit("vcpu ")
+const COMMA_RIP = lit(", rip 0x")
+const NR = lit("nr 0x")
+const A0 = lit(" a0 0x")
+const A1 = lit(" a1 0x")
+const A2 = lit(" a2 0x")
+const A3 = lit(" a3 0x")
+const REASON = lit("reason ")
+const SPACE_REASON = lit(" reason ")
+const RIP = lit(" rip 0x")
+const INFO = lit(" info ")
+const INFO1 = lit(" info1 0x")
+const INFO2 = lit(" info2 0x")
+const INTR_INFO = lit(" intr_info 0x")
+const ERROR_CODE = lit(" error_code 0x")
 
 const hypercallEvent = define(
   "kvm_hypercall",
@@ -113,6 +134,18 @@ const hypercallEvent = define(
     `nr 0x${hex64(u(words, w, 8), u(words, w, 12))} a0 0x${hex64(u(words, w, 16), u(words, w, 20))}` +
     ` a1 0x${hex64(u(words, w, 24), u(words, w, 28))} a2 0x${hex64(u(words, w, 32), u(words, w, 36))}` +
     ` a3 0x${hex64(u(words, w, 40), u(words, w, 44))}`,
+  (out, words, _bytes, w) => {
+    out.raw(NR)
+    out.hex64(u(words, w, 8), u(words, w, 12))
+    out.raw(A0)
+    out.hex64(u(words, w, 16), u(words, w, 20))
+    out.raw(A1)
+    out.hex64(u(words, w, 24), u(words, w, 28))
+    out.raw(A2)
+    out.hex64(u(words, w, 32), u(words, w, 36))
+    out.raw(A3)
+    out.hex64(u(words, w, 40), u(words, w, 44))
+  },
 )
 
 const pioEvent = define(
@@ -206,6 +239,16 @@ const exitEvent = (era: TraceEra): TraceEventType => {
       (words, _bytes, w) =>
         `reason ${reasonText(u(words, w, 8), u(words, w, 24))} rip 0x${hex64(u(words, w, 16), u(words, w, 20))}` +
         ` info ${hex64(u(words, w, 32), u(words, w, 36))} ${hex64(u(words, w, 40), u(words, w, 44))}`,
+      (out, words, _bytes, w) => {
+        out.raw(REASON)
+        out.latin1(reasonText(u(words, w, 8), u(words, w, 24)))
+        out.raw(RIP)
+        out.hex64(u(words, w, 16), u(words, w, 20))
+        out.raw(INFO)
+        out.hex64(u(words, w, 32), u(words, w, 36))
+        out.byte(0x20)
+        out.hex64(u(words, w, 40), u(words, w, 44))
+      },
     )
   }
   return define(
@@ -229,6 +272,28 @@ const exitEvent = (era: TraceEra): TraceEventType => {
         ` intr_info 0x${u(words, w, 48).toString(16).padStart(8, "0")} error_code 0x${u(words, w, 52).toString(16).padStart(8, "0")}`
       )
     },
+    (out, words, _bytes, w) => {
+      const reason = u(words, w, 8)
+      const isa = u(words, w, 24)
+      const flags = isa === KVM_ISA_VMX ? (reason & 0xffff0000) >>> 0 : 0
+      out.raw(VCPU)
+      out.uint(u(words, w, 56))
+      out.raw(SPACE_REASON)
+      out.latin1(reasonText(reason, isa))
+      if (flags !== 0) out.latin1(" " + printFlags(flags))
+      out.raw(RIP)
+      out.hex64(u(words, w, 16), u(words, w, 20))
+      out.raw(INFO1)
+      out.hex32Padded(u(words, w, 36))
+      out.hex32Padded(u(words, w, 32))
+      out.raw(INFO2)
+      out.hex32Padded(u(words, w, 44))
+      out.hex32Padded(u(words, w, 40))
+      out.raw(INTR_INFO)
+      out.hex32Padded(u(words, w, 48))
+      out.raw(ERROR_CODE)
+      out.hex32Padded(u(words, w, 52))
+    },
   )
 }
 
@@ -246,12 +311,27 @@ const printFlags = (flags: number): string => {
 
 const entryEvent = (era: TraceEra): TraceEventType =>
   era === "A"
-    ? define("kvm_entry", [["unsigned int", "vcpu_id", 4]], `"vcpu %u", REC->vcpu_id`, (words, _bytes, w) => `vcpu ${u(words, w, 8)}`)
+    ? define(
+        "kvm_entry",
+        [["unsigned int", "vcpu_id", 4]],
+        `"vcpu %u", REC->vcpu_id`,
+        (words, _bytes, w) => `vcpu ${u(words, w, 8)}`,
+        (out, words, _bytes, w) => {
+          out.raw(VCPU)
+          out.uint(u(words, w, 8))
+        },
+      )
     : define(
         "kvm_entry",
         [["unsigned int", "vcpu_id", 4], ["unsigned long", "rip", 8]],
         `"vcpu %u, rip 0x%lx", REC->vcpu_id, REC->rip`,
         (words, _bytes, w) => `vcpu ${u(words, w, 8)}, rip 0x${hex64(u(words, w, 16), u(words, w, 20))}`,
+        (out, words, _bytes, w) => {
+          out.raw(VCPU)
+          out.uint(u(words, w, 8))
+          out.raw(COMMA_RIP)
+          out.hex64(u(words, w, 16), u(words, w, 20))
+        },
       )
 
 const injExceptionEvent = (era: TraceEra): TraceEventType =>

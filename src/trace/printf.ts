@@ -2,6 +2,8 @@
 // arguments into the record at write time (no formatting), bstr_printf formats them when the
 // trace is read. A format is compiled once, when its call site is registered.
 
+import type { LineBytes } from "./line-bytes.ts"
+
 /** How one argument is stored: 1/2/4-byte integers aligned to their size, 8-byte ones to 4, strings inline. */
 export type ArgStorage = 1 | 2 | 4 | 8 | "str"
 
@@ -227,4 +229,81 @@ export const formatPacked = (format: CompiledFormat, bytes: Uint8Array, at: numb
     out += format.literals[i + 1]!
   }
   return out
+}
+
+/** Whether a conversion prints its value alone: no flags, width or precision. */
+const isPlain = (c: Conversion): boolean =>
+  !c.leftAlign && !c.plus && !c.space && !c.special && !c.zeroPad && c.width === 0 && c.precision < 0
+
+/** Per conversion: 1 when isPlain (digits can be written straight into the line). */
+export const plainConversions = (format: CompiledFormat): Uint8Array => Uint8Array.from(format.conversions, (c) => (isPlain(c) ? 1 : 0))
+
+/**
+ * formatPacked into a line buffer: the same text, written as bytes. `literals[i]` are the
+ * format's literals as Latin-1 bytes (the first one replaced by the caller's prefix), `plain`
+ * comes from plainConversions. Returns false if a character does not fit Latin-1.
+ */
+export const appendPacked = (
+  out: LineBytes,
+  format: CompiledFormat,
+  literals: ReadonlyArray<Uint8Array>,
+  plain: Uint8Array,
+  bytes: Uint8Array,
+  at: number,
+  length: number,
+): boolean => {
+  const end = at + length
+  out.raw(literals[0]!)
+  let p = at
+  const convs = format.conversions
+  for (let i = 0; i < convs.length; i++) {
+    const c = convs[i]!
+    const storage = c.storage
+    if (storage === "str") {
+      if (plain[i] === 1) {
+        while (p < end && bytes[p] !== 0) out.byte(bytes[p++]!)
+      } else {
+        let s = ""
+        while (p < end && bytes[p] !== 0) s += String.fromCharCode(bytes[p++]!)
+        out.latin1(formatString(c, s))
+      }
+      p++
+    } else if (c.conv === "c") {
+      const ch = p < end ? bytes[p]! : 0
+      p += 1
+      if (plain[i] === 1) out.byte(ch)
+      else out.latin1(formatString({ ...c, precision: -1 }, String.fromCharCode(ch)))
+    } else {
+      const align = storage === 8 ? 4 : storage
+      p = (p + align - 1) & ~(align - 1)
+      let lo = 0
+      let hi = 0
+      if (p + storage <= end) {
+        if (storage === 1) lo = bytes[p]!
+        else if (storage === 2) lo = bytes[p]! | (bytes[p + 1]! << 8)
+        else {
+          lo = (bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24)) >>> 0
+          if (storage === 8) hi = (bytes[p + 4]! | (bytes[p + 5]! << 8) | (bytes[p + 6]! << 16) | (bytes[p + 7]! << 24)) >>> 0
+        }
+      }
+      p += storage
+      const conv = c.conv
+      if (plain[i] === 1 && (conv === "u" || conv === "d" || conv === "i" || conv === "x") && (hi === 0 || storage !== 8)) {
+        // The common case: a 32-bit magnitude printed bare.
+        if (c.signed) {
+          const top = storage === 4 ? lo & 0x80000000 : storage === 2 ? lo & 0x8000 : storage === 1 ? lo & 0x80 : 0
+          if (top !== 0) {
+            out.byte(0x2d) // "-"
+            lo = (storage === 4 ? 0x100000000 : storage === 2 ? 0x10000 : 0x100) - lo
+          }
+        }
+        if (conv === "x") out.hex32(lo)
+        else out.uint(lo)
+      } else {
+        out.latin1(formatInteger(c, lo, hi))
+      }
+    }
+    out.raw(literals[i + 1]!)
+  }
+  return true
 }

@@ -4,9 +4,10 @@
 // events are announced. Both produce text in chunks, a read at a time, like seq_file.
 
 import { Effect, Stream } from "effect"
+import { LineBytes } from "./line-bytes.ts"
 import { traceHeader } from "./output.ts"
 import { EventCursor, RingIterator } from "./ring-buffer.ts"
-import type { Tracer } from "./tracer.ts"
+import { LinePrefixes, type Tracer } from "./tracer.ts"
 
 /** Makes a string built by many concatenations flat, so that later operations on it are cheap (V8 flattens on indexing). */
 const flatten = (s: string): string => {
@@ -32,6 +33,8 @@ export class TraceSnapshotReader {
   private finished = false
   private closed = false
   private readonly comms = new Map<number, string>()
+  private readonly prefixes = new LinePrefixes()
+  private readonly out = new LineBytes()
 
   constructor(
     private readonly tracer: Tracer,
@@ -65,8 +68,11 @@ export class TraceSnapshotReader {
 
   /** The whole remaining text. */
   readAll(): string {
-    let text = ""
-    for (let chunk = this.read(1 << 17); chunk !== ""; chunk = this.read(1 << 17)) text += chunk
+    if (this.closed) return ""
+    // The concatenation of every read(): formatted in one pass, made into one string at the end.
+    let text = this.pending
+    this.pending = ""
+    if (!this.finished) text = this.fill(text, Number.POSITIVE_INFINITY)
     return text
   }
 
@@ -76,9 +82,15 @@ export class TraceSnapshotReader {
     if (this.tracer.era === "A") this.tracer.resumeRecording()
   }
 
-  /** Appends lines to `text` while they fit in `maxBytes`; the first that does not waits in `pending`. */
+  /**
+   * Appends lines to `text` while they fit in `maxBytes`; the first that does not waits in
+   * `pending`. Lines are formatted as bytes into `out` (which follows `text`); a line that
+   * cannot be (a character beyond Latin-1) is made as a string and appended to `text`.
+   */
   private fill(text: string, maxBytes: number): string {
     const tracer = this.tracer
+    const out = this.out
+    out.length = 0
     const n = this.cpus.length
     this.valid.fill(0)
     for (;;) {
@@ -98,21 +110,41 @@ export class TraceSnapshotReader {
       }
       if (best < 0) {
         this.finished = true
-        return text
+        return text + out.text(0, out.length)
       }
       const cpu = this.cpus[best]!
       const it = this.iterators[best]!
-      let line = tracer.formatLine(cpu, this.cursors[best]!, this.comms)
+      const cursor = this.cursors[best]!
+      // The annotations print before the line: lost events first, then buffer started.
+      let annotation = ""
+      if (it.lostEvents && tracer.era === "D") annotation = `CPU:${cpu} [LOST EVENTS]\n`
+      it.lostEvents = false
       if (this.annotate && this.started[cpu] === 0) {
         this.started[cpu] = 1
         // The first two lines of the listing never get the annotation (iter->idx > 1).
-        if (this.printed > 1) line = `##### CPU ${cpu} buffer started ####\n` + line
+        if (this.printed > 1) annotation += `##### CPU ${cpu} buffer started ####\n`
       }
-      if (it.lostEvents && tracer.era === "D") line = `CPU:${cpu} [LOST EVENTS]\n` + line
-      it.lostEvents = false
       this.printed++
+      const lineStart = out.length
+      if (annotation !== "") out.latin1(annotation)
+      const fast = tracer.appendLine(out, cpu, cursor, this.prefixes)
       it.ring.iterAdvance(it)
       this.valid[best] = 0
+      if (fast) {
+        if (text.length + out.length > maxBytes) {
+          if (text.length + lineStart === 0) {
+            const line = out.text(0, out.length)
+            this.pending = line.slice(maxBytes)
+            return line.slice(0, maxBytes)
+          }
+          this.pending = out.text(lineStart, out.length)
+          return text + out.text(0, lineStart)
+        }
+        continue
+      }
+      const line = annotation + tracer.formatLine(cpu, cursor, this.comms)
+      text += out.text(0, lineStart)
+      out.length = 0
       if (text.length + line.length > maxBytes) {
         if (text === "") {
           this.pending = line.slice(maxBytes)

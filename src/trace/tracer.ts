@@ -7,7 +7,8 @@ import { TASK_CONTEXT, type TaskNames, type TraceClockSource, type TraceContext 
 import type { TraceEra, TraceEventType } from "./events.ts"
 import { KVM_EVENT_NAMES, kvmEvents, type KvmEventName } from "./kvm-events.ts"
 import { commForDisplay, flagChars, formatSecondsUs, formatStampColumn, taskColumns } from "./output.ts"
-import { compileFormat, formatPacked, type CompiledFormat, FormatError } from "./printf.ts"
+import { latin1Bytes, type LineBytes } from "./line-bytes.ts"
+import { appendPacked, compileFormat, formatPacked, plainConversions, type CompiledFormat, FormatError } from "./printf.ts"
 import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, pagesForBytes, PAGE_DATA_BYTES } from "./ring-buffer.ts"
 
 /** Fixed ftrace record types (enum trace_type). */
@@ -66,7 +67,14 @@ export class PrintkSite {
     this.payloadBytes = puts ? 24 : fixedArgBytes >= 0 ? 24 + ((fixedArgBytes + 3) & ~3) : -1
     this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
     this.words32 = this.wordPacked && this.is64.every((b) => b === 0) ? this.is64.length : -1
+    const literals = [this.textPrefix, ...format.literals.slice(1)].map(latin1Bytes)
+    this.literalBytes = literals.every((l) => l !== null) ? (literals as Array<Uint8Array>) : null
+    this.plain = plainConversions(format)
   }
+  /** textPrefix and the format's later literals as Latin-1 bytes, for formatting into a LineBytes; null if one cannot be. */
+  readonly literalBytes: ReadonlyArray<Uint8Array> | null
+  /** Per conversion: 1 when it has no flags, width or precision. */
+  readonly plain: Uint8Array
   /** Only 4- and 8-byte integers: the arguments are stored as whole words (the fast path). */
   readonly wordPacked: boolean
   /** Per argument: 1 when it takes two words. */
@@ -79,6 +87,16 @@ export class PrintkSite {
   readonly textPrefix: string
   /** Number of arguments when all are 32-bit integers (one word each), else -1. */
   readonly words32: number
+}
+
+const LINE_PREFIX_SLOTS = 256
+
+/** A reader's cache of line prefixes (`comm-pid [cpu] flags `) as bytes; null when one is not Latin-1. */
+export class LinePrefixes {
+  readonly byKey = new Map<number, Uint8Array | null>()
+  readonly slotPid = new Int32Array(LINE_PREFIX_SLOTS).fill(-1)
+  readonly slotKey = new Int32Array(LINE_PREFIX_SLOTS)
+  readonly slotPrefix: Array<Uint8Array | null> = new Array<Uint8Array | null>(LINE_PREFIX_SLOTS).fill(null)
 }
 
 export class Tracer {
@@ -111,6 +129,8 @@ export class Tracer {
   private readonly eventsById: Array<TraceEventType | undefined> = []
   /** `name: ` of each event, by id. */
   private readonly eventPrefix: Array<string> = []
+  /** The same as bytes. */
+  private readonly eventPrefixBytes: Array<Uint8Array> = []
 
   private readonly sites: Array<PrintkSite> = []
   private readonly siteKeys = new Map<string, PrintkSite>()
@@ -146,6 +166,7 @@ export class Tracer {
     for (const e of this.events) {
       this.eventsById[e.id] = e
       this.eventPrefix[e.id] = e.name + ": "
+      this.eventPrefixBytes[e.id] = latin1Bytes(e.name + ": ")!
     }
   }
 
@@ -550,6 +571,80 @@ export class Tracer {
     }
     const stamp = this.clockMode <= 1 ? formatStampColumn(cursor.ts) : this.timestampText(cursor.ts) + ": "
     return prefix + stamp + this.eventText(words, ring.bytes, cursor)
+  }
+
+  /**
+   * formatLine into a byte buffer: appends the same line's bytes to `out` and returns true, or
+   * appends nothing and returns false when the line has a character beyond Latin-1 (or an
+   * unusual time stamp); the caller then uses formatLine. `prefixes` caches the line's
+   * `comm-pid [cpu] flags ` part per reader (null when it is not Latin-1).
+   */
+  appendLine(out: LineBytes, cpu: number, cursor: EventCursor, prefixes: LinePrefixes): boolean {
+    const ring = this.rings[cpu]!
+    const words = ring.words
+    const w = cursor.word
+    const head = words[w]!
+    const pid = words[w + 1]! | 0
+    const context = head >>> 16
+    // A small direct-mapped cache in front of the map: no number boxing on a hit.
+    const slot = ((cpu << 3) | ((pid ^ context ^ (context >>> 8)) & 7)) & (LINE_PREFIX_SLOTS - 1)
+    let prefix: Uint8Array | null | undefined
+    if (prefixes.slotPid[slot] === pid && prefixes.slotKey[slot] === ((cpu << 16) | context)) prefix = prefixes.slotPrefix[slot]
+    else {
+      const key = (pid * 4096 + cpu) * 65536 + context
+      prefix = prefixes.byKey.get(key)
+      if (prefix === undefined) {
+        const flags = context & 0xff
+        const preempt = context >>> 8
+        prefix = latin1Bytes(taskColumns(this.era, commForDisplay(pid, this.tasks.commOf(pid)), pid, cpu) + flagChars(this.era, flags, preempt) + " ")
+        prefixes.byKey.set(key, prefix)
+      }
+      prefixes.slotPid[slot] = pid
+      prefixes.slotKey[slot] = (cpu << 16) | context
+      prefixes.slotPrefix[slot] = prefix
+    }
+    const ts = cursor.ts
+    if (prefix === null || prefix === undefined || this.clockMode > 1 || !(ts >= 0 && ts < 2 ** 53)) return false
+    const start = out.length
+    out.raw(prefix)
+    out.stampColumn(ts)
+    if (this.appendEventText(out, words, ring.bytes, cursor)) return true
+    out.length = start
+    return false
+  }
+
+  /** eventText into a byte buffer; false when it is not all Latin-1 (what was appended is then garbage). */
+  private appendEventText(out: LineBytes, words: Uint32Array, bytes: Uint8Array, cursor: EventCursor): boolean {
+    const w = cursor.word
+    const type = words[w]! & 0xffff
+    if (type === TRACE_BPRINT) {
+      const site = this.siteAt(words[w + 2]!)
+      if (site === undefined || site.literalBytes === null) return false
+      return appendPacked(out, site.format, site.literalBytes, site.plain, bytes, (w + 6) * 4, cursor.payloadBytes - 24)
+    }
+    if (type === TRACE_PRINT) {
+      out.latin1(MARKER_SYMBOL + ": ")
+      // cString: ASCII is copied; UTF-8 is decoded, which the string path does.
+      const end = w * 4 + cursor.payloadBytes
+      for (let p = (w + 4) * 4; p < end; p++) {
+        const c = bytes[p]!
+        if (c === 0) break
+        if (c >= 0x80) return false
+        out.byte(c)
+      }
+      return true
+    }
+    const prefix = this.eventPrefixBytes[type]
+    if (prefix !== undefined) {
+      out.raw(prefix)
+      const event = this.eventsById[type]!
+      const formatBytes = event.formatBytes
+      if (formatBytes !== undefined) formatBytes(out, words, bytes, w)
+      else if (!out.latin1(event.format(words, bytes, w))) return false
+      out.byte(0x0a)
+      return true
+    }
+    return out.latin1(this.eventText(words, bytes, cursor))
   }
 
   /** entries-in-buffer and entries-written over all CPUs (get_total_entries). */
