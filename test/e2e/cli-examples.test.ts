@@ -63,6 +63,8 @@ describe("examples", () => {
     expect(copy.status).toBe(0)
     expect(readFileSync(join(dir, "fault-injection.asm"), "utf8")).toBe(readFileSync(join(repoRoot, "examples/fault-injection.asm"), "utf8"))
     expect(kvmsim(["examples", "copy", "fault-injection", "--to", dir]).status).toBe(1)
+    expect(kvmsim(["examples", "copy", "hypercall-module", "--to", dir]).status).toBe(0)
+    expect(readFileSync(join(dir, "hypercall-module.ts"), "utf8")).toContain('from "kvmsim"')
     expect(kvmsim(["examples", "copy", "nope"]).status).toBe(2)
   })
 })

@@ -1,7 +1,8 @@
 // `kvmsim examples list|copy`: what examples/ holds and how to run each; copy puts the files
-// into a directory (./examples by default) so the listed commands work from there.
+// into a directory (./examples by default) so the listed commands work from there. Copied
+// modules import "kvmsim" (the installed package) where the repository's import "../src/index.ts".
 
-import { copyFileSync, existsSync, mkdirSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Option } from "effect"
@@ -39,7 +40,9 @@ const copy = Command.make(
           yield* stderr(`kvmsim examples copy: ${target} exists (use --force to overwrite)\n`)
           return yield* Effect.fail(new CliExit({ code: ExitStatus.Failed }))
         }
-        copyFileSync(fileURLToPath(new URL(f, examplesDirectory)), target)
+        // Module examples import the repository's API by path; a copy imports the package instead.
+        const text = readFileSync(fileURLToPath(new URL(f, examplesDirectory)))
+        writeFileSync(target, f.endsWith(".ts") ? text.toString("utf8").replace(/from "\.\.\/src\/index\.ts"/g, 'from "kvmsim"') : text)
         yield* stdout(`${target}\n`)
       }
     }),
