@@ -5,10 +5,8 @@
 
 import { ExitReason } from "../arch/exit-reasons.ts"
 import { Rflags } from "../arch/x86.ts"
-import { FlagOp } from "./cpu/flags.ts"
 import { ActivityState, Interruptibility, type CpuState } from "./cpu/state.ts"
 import { F_IMMLO, F_LEN, F_OP, F_REG, F_RM, F_SUB } from "./decode/cache.ts"
-import { Op } from "./decode/ops.ts"
 import { EXIT, Engine, FAULT, SHUTDOWN, TWO32 } from "./exec/engine.ts"
 import { HOT_THRESHOLD, carryOf, compileBlock } from "./exec/blocks.ts"
 import { executeSlow } from "./exec/execute.ts"
@@ -148,6 +146,26 @@ const boundary = (k: Engine): number => {
   return CONTINUE
 }
 
+// Record field offsets and handler numbers as plain locals/literals: imported bindings may be
+// getter calls under some module loaders (tsx, vitest), and V8 emits a jump table only for a
+// switch whose case labels are literals (test/guest/dispatch-labels.test.ts checks them).
+const OP = F_OP
+const LEN = F_LEN
+const REG = F_REG
+const RM = F_RM
+const SUB = F_SUB
+const IMMLO = F_IMMLO
+const TWO_32 = TWO32
+const FAULT_ = FAULT
+const EXIT_ = EXIT
+const SHUTDOWN_ = SHUTDOWN
+const fetchDecode_ = fetchDecode
+const executeSlow_ = executeSlow
+const compileBlock_ = compileBlock
+const carryOf_ = carryOf
+const HOT = HOT_THRESHOLD
+const CANONICAL = 0x8000_0000_0000
+
 const loop = (k: Engine, limit: number): RunOutcome => {
   const cpu = k.cpu
   const lo = cpu.lo
@@ -157,9 +175,12 @@ const loop = (k: Engine, limit: number): RunOutcome => {
   let n = 0
   let units = 0
   for (;;) {
-    // RIP lives in a local while the loop runs; cpu.rip is written back before anything
-    // out of line (boundary work, fetch, slow handlers, faults) can read it.
+    // RIP and the current code page live in locals while the loop runs; cpu.rip is written
+    // back before anything out of line (boundary work, fetch, slow handlers, faults) can read
+    // it, and the page is reloaded after anything that may switch it.
     let rip = cpu.rip
+    let codeBase = k.codeBase
+    let codeMap = k.codeMap
     // Set when a branch was taken: the next instruction is a candidate block start.
     let landed = false
     try {
@@ -168,6 +189,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
           cpu.rip = rip
           const b = boundary(k)
           rip = cpu.rip
+          codeBase = k.codeBase
+          codeMap = k.codeMap
           if (b === DELIVERED) {
             units++
             continue
@@ -178,17 +201,15 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             return b as RunOutcome
           }
         }
-        const off = rip - k.codeBase
+        const off = rip - codeBase
         let i: number
-        if (off >= 0 && off < 4096) {
-          i = k.codeMap[off]! - 1
-          if (i < 0) {
-            cpu.rip = rip
-            i = fetchDecode(k, rip)
-          }
+        if (off >= 0 && off < 4096 && (i = codeMap[off]! - 1) >= 0) {
+          // cached
         } else {
           cpu.rip = rip
-          i = fetchDecode(k, rip)
+          i = fetchDecode_(k, rip)
+          codeBase = k.codeBase
+          codeMap = k.codeMap
         }
         if (landed) {
           landed = false
@@ -197,8 +218,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             if (bc.generation !== k.cache.generation) bc.reset(k.cache.generation)
             const r = i >> 4
             let b = bc.blockOf[r]!
-            if (b === 0 && ++bc.heat[r]! >= HOT_THRESHOLD) {
-              const compiled = compileBlock(D, k.codeMap, rip - k.codeBase)
+            if (b === 0 && ++bc.heat[r]! >= HOT) {
+              const compiled = compileBlock_(D, codeMap, rip - codeBase)
               if (compiled === null) b = -1
               else {
                 b = bc.functions.length
@@ -208,7 +229,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
               bc.blockOf[r] = b
             }
             if (b > 0 && units + bc.lengths[b]! <= limit) {
-              const u = bc.functions[b]!(lo, hi, F, k, rip, limit - units, carryOf)
+              const u = bc.functions[b]!(lo, hi, F, k, rip, limit - units, carryOf_)
               n += u
               units += u
               landed = true
@@ -217,21 +238,21 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             }
           }
         }
-        const next = rip + D[i + F_LEN]!
-        switch (D[i + F_OP]!) {
-          case Op.ADD_RR64: {
-            const d = D[i + F_RM]!
-            const s = D[i + F_REG]!
+        const next = rip + D[i + LEN]!
+        switch (D[i + OP]!) {
+          case /* Op.ADD_RR64 */ 119: {
+            const d = D[i + RM]!
+            const s = D[i + REG]!
             const aLo = lo[d]!
             const aHi = hi[d]!
             const bLo = lo[s]!
             const bHi = hi[s]!
             const sum = (aLo >>> 0) + (bLo >>> 0)
             const rLo = sum | 0
-            const rHi = (aHi + bHi + (sum >= TWO32 ? 1 : 0)) | 0
+            const rHi = (aHi + bHi + (sum >= TWO_32 ? 1 : 0)) | 0
             lo[d] = rLo
             hi[d] = rHi
-            F.op = FlagOp.ADD
+            F.op = 1 // FlagOp.ADD
             F.size = 8
             F.aLo = aLo
             F.aHi = aHi
@@ -242,10 +263,9 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             rip = next
             break
           }
-          case Op.SUB_RR64:
-          case Op.CMP_RR64: {
-            const d = D[i + F_RM]!
-            const s = D[i + F_REG]!
+          case /* Op.SUB_RR64 */ 120: {
+            const d = D[i + RM]!
+            const s = D[i + REG]!
             const aLo = lo[d]!
             const aHi = hi[d]!
             const bLo = lo[s]!
@@ -253,11 +273,9 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             const diff = (aLo >>> 0) - (bLo >>> 0)
             const rLo = diff | 0
             const rHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
-            if (D[i + F_OP] === Op.SUB_RR64) {
-              lo[d] = rLo
-              hi[d] = rHi
-            }
-            F.op = FlagOp.SUB
+            lo[d] = rLo
+            hi[d] = rHi
+            F.op = 3 // FlagOp.SUB
             F.size = 8
             F.aLo = aLo
             F.aHi = aHi
@@ -268,44 +286,63 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             rip = next
             break
           }
-          case Op.XOR_RR64: {
-            const d = D[i + F_RM]!
-            const s = D[i + F_REG]!
+          case /* Op.CMP_RR64 */ 127: {
+            const d = D[i + RM]!
+            const s = D[i + REG]!
+            const aLo = lo[d]!
+            const aHi = hi[d]!
+            const bLo = lo[s]!
+            const bHi = hi[s]!
+            const diff = (aLo >>> 0) - (bLo >>> 0)
+            F.op = 3 // FlagOp.SUB
+            F.size = 8
+            F.aLo = aLo
+            F.aHi = aHi
+            F.bLo = bLo
+            F.bHi = bHi
+            F.resLo = diff | 0
+            F.resHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
+            rip = next
+            break
+          }
+          case /* Op.XOR_RR64 */ 121: {
+            const d = D[i + RM]!
+            const s = D[i + REG]!
             const rLo = lo[d]! ^ lo[s]!
             const rHi = hi[d]! ^ hi[s]!
             lo[d] = rLo
             hi[d] = rHi
-            F.op = FlagOp.LOGIC
+            F.op = 5 // FlagOp.LOGIC
             F.size = 8
             F.resLo = rLo
             F.resHi = rHi
             rip = next
             break
           }
-          case Op.XOR_RR32: {
-            const d = D[i + F_RM]!
-            const rLo = lo[d]! ^ lo[D[i + F_REG]!]!
+          case /* Op.XOR_RR32 */ 128: {
+            const d = D[i + RM]!
+            const rLo = lo[d]! ^ lo[D[i + REG]!]!
             lo[d] = rLo
             hi[d] = 0
-            F.op = FlagOp.LOGIC
+            F.op = 5 // FlagOp.LOGIC
             F.size = 4
             F.resLo = rLo
             F.resHi = 0
             rip = next
             break
           }
-          case Op.INC_R64:
-          case Op.DEC_R64: {
-            const d = D[i + F_RM]!
+          case /* Op.INC_R64 */ 122: {
+            const d = D[i + RM]!
             const aLo = lo[d]!
             const aHi = hi[d]!
-            const dec = D[i + F_OP] === Op.DEC_R64
-            const cf = F.cf() ? 1 : 0
-            const rLo = dec ? (aLo - 1) | 0 : (aLo + 1) | 0
-            const rHi = dec ? (aLo === 0 ? (aHi - 1) | 0 : aHi) : aLo === -1 ? (aHi + 1) | 0 : aHi
+            // CF is preserved: read it from the previous lazy state (INC/DEC chains are common).
+            const pop = F.op
+            const cf = pop === 6 || pop === 7 ? F.cin : pop === 5 ? 0 : F.cf() ? 1 : 0
+            const rLo = (aLo + 1) | 0
+            const rHi = aLo === -1 ? (aHi + 1) | 0 : aHi
             lo[d] = rLo
             hi[d] = rHi
-            F.op = dec ? FlagOp.DEC : FlagOp.INC
+            F.op = 6 // FlagOp.INC
             F.size = 8
             F.aLo = aLo
             F.aHi = aHi
@@ -317,12 +354,33 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             rip = next
             break
           }
-          case Op.JNZ:
-          case Op.JZ: {
-            const zf = F.op === FlagOp.NONE ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
-            if (zf === (D[i + F_OP] === Op.JZ)) {
-              const t = next + D[i + F_IMMLO]!
-              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) {
+          case /* Op.DEC_R64 */ 123: {
+            const d = D[i + RM]!
+            const aLo = lo[d]!
+            const aHi = hi[d]!
+            const pop = F.op
+            const cf = pop === 6 || pop === 7 ? F.cin : pop === 5 ? 0 : F.cf() ? 1 : 0
+            const rLo = (aLo - 1) | 0
+            const rHi = aLo === 0 ? (aHi - 1) | 0 : aHi
+            lo[d] = rLo
+            hi[d] = rHi
+            F.op = 7 // FlagOp.DEC
+            F.size = 8
+            F.aLo = aLo
+            F.aHi = aHi
+            F.bLo = 1
+            F.bHi = 0
+            F.resLo = rLo
+            F.resHi = rHi
+            F.cin = cf
+            rip = next
+            break
+          }
+          case /* Op.JNZ */ 124: {
+            const zf = F.op === 0 ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
+            if (!zf) {
+              const t = next + D[i + IMMLO]!
+              if (t >= CANONICAL || t < -CANONICAL) {
                 cpu.rip = rip
                 k.gp(0)
               }
@@ -331,10 +389,11 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             } else rip = next
             break
           }
-          case Op.JCC: {
-            if (F.cond(D[i + F_SUB]!)) {
-              const t = next + D[i + F_IMMLO]!
-              if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) {
+          case /* Op.JZ */ 125: {
+            const zf = F.op === 0 ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
+            if (zf) {
+              const t = next + D[i + IMMLO]!
+              if (t >= CANONICAL || t < -CANONICAL) {
                 cpu.rip = rip
                 k.gp(0)
               }
@@ -343,36 +402,26 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             } else rip = next
             break
           }
-          case Op.MOV_RR64: {
-            const d = D[i + F_RM]!
-            const s = D[i + F_REG]!
+          case /* Op.MOV_RR64 */ 126: {
+            const d = D[i + RM]!
+            const s = D[i + REG]!
             lo[d] = lo[s]!
             hi[d] = hi[s]!
             rip = next
             break
           }
-          case Op.ADD_RI64:
-          case Op.CMP_RI64: {
-            const d = D[i + F_RM]!
+          case /* Op.ADD_RI64 */ 129: {
+            const d = D[i + RM]!
             const aLo = lo[d]!
             const aHi = hi[d]!
-            const bLo = D[i + F_IMMLO]!
+            const bLo = D[i + IMMLO]!
             const bHi = bLo >> 31
-            let rLo: number
-            let rHi: number
-            if (D[i + F_OP] === Op.ADD_RI64) {
-              const sum = (aLo >>> 0) + (bLo >>> 0)
-              rLo = sum | 0
-              rHi = (aHi + bHi + (sum >= TWO32 ? 1 : 0)) | 0
-              lo[d] = rLo
-              hi[d] = rHi
-              F.op = FlagOp.ADD
-            } else {
-              const diff = (aLo >>> 0) - (bLo >>> 0)
-              rLo = diff | 0
-              rHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
-              F.op = FlagOp.SUB
-            }
+            const sum = (aLo >>> 0) + (bLo >>> 0)
+            const rLo = sum | 0
+            const rHi = (aHi + bHi + (sum >= TWO_32 ? 1 : 0)) | 0
+            lo[d] = rLo
+            hi[d] = rHi
+            F.op = 1 // FlagOp.ADD
             F.size = 8
             F.aLo = aLo
             F.aHi = aHi
@@ -383,24 +432,62 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             rip = next
             break
           }
-          case Op.NOP:
-          case Op.ENDBR:
+          case /* Op.CMP_RI64 */ 130: {
+            const d = D[i + RM]!
+            const aLo = lo[d]!
+            const aHi = hi[d]!
+            const bLo = D[i + IMMLO]!
+            const bHi = bLo >> 31
+            const diff = (aLo >>> 0) - (bLo >>> 0)
+            F.op = 3 // FlagOp.SUB
+            F.size = 8
+            F.aLo = aLo
+            F.aHi = aHi
+            F.bLo = bLo
+            F.bHi = bHi
+            F.resLo = diff | 0
+            F.resHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
             rip = next
             break
-          case Op.JMP_REL: {
-            const t = next + D[i + F_IMMLO]!
-            if (t >= 0x8000_0000_0000 || t < -0x8000_0000_0000) {
+          }
+          case /* Op.ENDBR */ 132:
+            rip = next
+            break
+          default: {
+            // Outside the dense range 119..132 (which V8 turns into a jump table): the other
+            // hot branches, then everything else in executeSlow (its own jump table).
+            const op = D[i + OP]!
+            if (op === /* Op.JCC */ 50) {
+              if (F.cond(D[i + SUB]!)) {
+                const t = next + D[i + IMMLO]!
+                if (t >= CANONICAL || t < -CANONICAL) {
+                  cpu.rip = rip
+                  k.gp(0)
+                }
+                rip = t
+                landed = true
+              } else rip = next
+              break
+            }
+            if (op === /* Op.JMP_REL */ 51) {
+              const t = next + D[i + IMMLO]!
+              if (t >= CANONICAL || t < -CANONICAL) {
                 cpu.rip = rip
                 k.gp(0)
               }
-            rip = t
-            landed = true
-            break
-          }
-          default: {
+              rip = t
+              landed = true
+              break
+            }
+            if (op === /* Op.NOP */ 77) {
+              rip = next
+              break
+            }
             cpu.rip = rip
-            const r = executeSlow(k, D, i, rip, next)
+            const r = executeSlow_(k, D, i, rip, next)
             rip = cpu.rip
+            codeBase = k.codeBase
+            codeMap = k.codeMap
             if (r >= 0) {
               k.used = units
               cpu.instructionsRetired += n
@@ -422,19 +509,19 @@ const loop = (k: Engine, limit: number): RunOutcome => {
       cpu.instructionsRetired += n
       return RunOutcome.BUDGET
     } catch (e) {
-      if (e === FAULT) {
+      if (e === FAULT_) {
         units++
         try {
           k.deliver(k.faultVector, InterruptionType.HARDWARE_EXCEPTION, k.faultError, cpu.rip, 0)
         } catch (e2) {
-          if (e2 === EXIT) return finish(k, n, units, RunOutcome.VM_EXIT)
-          if (e2 === SHUTDOWN) return finish(k, n, units, RunOutcome.SHUTDOWN)
+          if (e2 === EXIT_) return finish(k, n, units, RunOutcome.VM_EXIT)
+          if (e2 === SHUTDOWN_) return finish(k, n, units, RunOutcome.SHUTDOWN)
           throw e2
         }
         continue
       }
-      if (e === EXIT) return finish(k, n, units, RunOutcome.VM_EXIT)
-      if (e === SHUTDOWN) return finish(k, n, units, RunOutcome.SHUTDOWN)
+      if (e === EXIT_) return finish(k, n, units, RunOutcome.VM_EXIT)
+      if (e === SHUTDOWN_) return finish(k, n, units, RunOutcome.SHUTDOWN)
       throw e
     }
   }

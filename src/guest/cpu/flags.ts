@@ -83,9 +83,9 @@ export class LazyFlags {
 
   af(): boolean {
     switch (this.op) {
-      case FlagOp.NONE:
+      case /* FlagOp.NONE */ 0:
         return (this.stored & AF) !== 0
-      case FlagOp.LOGIC:
+      case /* FlagOp.LOGIC */ 5:
         return false
       default:
         return ((this.aLo ^ this.bLo ^ this.resLo) & 0x10) !== 0
@@ -94,20 +94,20 @@ export class LazyFlags {
 
   cf(): boolean {
     switch (this.op) {
-      case FlagOp.NONE:
+      case /* FlagOp.NONE */ 0:
         return (this.stored & CF) !== 0
-      case FlagOp.LOGIC:
+      case /* FlagOp.LOGIC */ 5:
         return false
-      case FlagOp.INC:
-      case FlagOp.DEC:
+      case /* FlagOp.INC */ 6:
+      case /* FlagOp.DEC */ 7:
         return this.cin !== 0
-      case FlagOp.ADD:
+      case /* FlagOp.ADD */ 1:
         return this.below(this.resLo, this.resHi, this.aLo, this.aHi)
-      case FlagOp.ADC:
+      case /* FlagOp.ADC */ 2:
         return this.cin !== 0
           ? !this.below(this.aLo, this.aHi, this.resLo, this.resHi) // res <= a
           : this.below(this.resLo, this.resHi, this.aLo, this.aHi)
-      case FlagOp.SUB:
+      case /* FlagOp.SUB */ 3:
         return this.below(this.aLo, this.aHi, this.bLo, this.bHi)
       default: // SBB
         return this.cin !== 0
@@ -118,13 +118,13 @@ export class LazyFlags {
 
   of(): boolean {
     switch (this.op) {
-      case FlagOp.NONE:
+      case /* FlagOp.NONE */ 0:
         return (this.stored & OF) !== 0
-      case FlagOp.LOGIC:
+      case /* FlagOp.LOGIC */ 5:
         return false
-      case FlagOp.ADD:
-      case FlagOp.ADC:
-      case FlagOp.INC:
+      case /* FlagOp.ADD */ 1:
+      case /* FlagOp.ADC */ 2:
+      case /* FlagOp.INC */ 6:
         return this.signOf((this.aLo ^ this.resLo) & (this.bLo ^ this.resLo), (this.aHi ^ this.resHi) & (this.bHi ^ this.resHi)) !== 0
       default:
         return this.signOf((this.aLo ^ this.bLo) & (this.aLo ^ this.resLo), (this.aHi ^ this.bHi) & (this.aHi ^ this.resHi)) !== 0

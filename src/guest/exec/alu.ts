@@ -41,8 +41,8 @@ export const alu = (k: Engine, op: number, size: number, aLo: number, aHi: numbe
   let rLo = 0
   let rHi = 0
   switch (op) {
-    case Alu.ADD:
-    case Alu.ADC: {
+    case /* Alu.ADD */ 0:
+    case /* Alu.ADC */ 2: {
       const c = op === Alu.ADC && f.cf() ? 1 : 0
       const s = (aLo >>> 0) + (bLo >>> 0) + c
       rLo = mask(s | 0, size)
@@ -50,9 +50,9 @@ export const alu = (k: Engine, op: number, size: number, aLo: number, aHi: numbe
       record(f, op === Alu.ADD ? FlagOp.ADD : FlagOp.ADC, size, aLo, aHi, bLo, bHi, rLo, rHi, c)
       break
     }
-    case Alu.SUB:
-    case Alu.SBB:
-    case Alu.CMP: {
+    case /* Alu.SUB */ 5:
+    case /* Alu.SBB */ 3:
+    case /* Alu.CMP */ 7: {
       const c = op === Alu.SBB && f.cf() ? 1 : 0
       const s = (aLo >>> 0) - (bLo >>> 0) - c
       rLo = mask(s | 0, size)
@@ -60,12 +60,12 @@ export const alu = (k: Engine, op: number, size: number, aLo: number, aHi: numbe
       record(f, op === Alu.SBB ? FlagOp.SBB : FlagOp.SUB, size, aLo, aHi, bLo, bHi, rLo, rHi, c)
       break
     }
-    case Alu.AND:
+    case /* Alu.AND */ 4:
       rLo = aLo & bLo
       rHi = aHi & bHi
       record(f, FlagOp.LOGIC, size, 0, 0, 0, 0, rLo, rHi, 0)
       break
-    case Alu.OR:
+    case /* Alu.OR */ 1:
       rLo = aLo | bLo
       rHi = aHi | bHi
       record(f, FlagOp.LOGIC, size, 0, 0, 0, 0, rLo, rHi, 0)

@@ -33,6 +33,11 @@ export const EXIT: { readonly sentinel: "exit" } = Object.freeze({ sentinel: "ex
 /** Thrown when a triple fault shuts the processor down (no intercepts installed). */
 export const SHUTDOWN: { readonly sentinel: "shutdown" } = Object.freeze({ sentinel: "shutdown" })
 
+/** What a handler returns after filling the exit record (RunOutcome.VM_EXIT). */
+export const EXITED = 1
+/** What a handler returns when the instruction completed. */
+export const DONE = -1
+
 export const TWO32 = 4294967296
 const CANONICAL_LIMIT = 0x8000_0000_0000
 
@@ -109,8 +114,11 @@ export class Engine {
     return this.fault(6, -1)
   }
 
-  /** Fills the exit record for an instruction-caused exit and throws EXIT. */
-  exitInstruction(reason: number, qualLo: number, qualHi: number, info: number): never {
+  /**
+   * Fills the exit record for an instruction-caused exit and returns EXITED (= RunOutcome.VM_EXIT),
+   * which the handler returns through executeSlow to the loop: no throw on the exit path.
+   */
+  exitNow(reason: number, qualLo: number, qualHi: number, info: number): typeof EXITED {
     const x = this.cpu.exit
     x.clear()
     x.reason = reason
@@ -118,6 +126,12 @@ export class Engine {
     x.qualificationHi = qualHi
     x.instructionLength = this.curLen
     x.instructionInformation = info
+    return EXITED
+  }
+
+  /** exitNow, then throws EXIT: for exits raised deep inside a helper with no return path. */
+  exitInstruction(reason: number, qualLo: number, qualHi: number, info: number): never {
+    this.exitNow(reason, qualLo, qualHi, info)
     throw EXIT
   }
 

@@ -32,7 +32,7 @@ import { RIP_BASE } from "../decode/decoder.ts"
 import { Alu, Op } from "../decode/ops.ts"
 import { InterruptionType } from "../intercept.ts"
 import { alu, highestBit, incDec, lowestBit, mask, multiply, popcount32, prod, setFlags, shift, shiftDouble } from "./alu.ts"
-import { EXIT, type Engine, TWO32 } from "./engine.ts"
+import { EXIT, EXITED, type Engine, TWO32 } from "./engine.ts"
 import * as sys from "./system.ts"
 import { stringOp } from "./string.ts"
 
@@ -103,20 +103,20 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
   k.curLen = D[i + F_LEN]!
   k.nextRip = next
   switch (op) {
-    case Op.UD: {
+    case /* Op.UD */ 0: {
       if ((D[i + F_FLAGS]! & FL_TOOLONG) !== 0) k.gp(0)
       return k.ud()
     }
-    case Op.ALU_RM_R:
-    case Op.ALU_RM_I:
-    case Op.ALU_R_RM:
-    case Op.ADD_RR64:
-    case Op.SUB_RR64:
-    case Op.XOR_RR64:
-    case Op.CMP_RR64:
-    case Op.XOR_RR32:
-    case Op.ADD_RI64:
-    case Op.CMP_RI64: {
+    case /* Op.ALU_RM_R */ 1:
+    case /* Op.ALU_RM_I */ 3:
+    case /* Op.ALU_R_RM */ 2:
+    case /* Op.ADD_RR64 */ 119:
+    case /* Op.SUB_RR64 */ 120:
+    case /* Op.XOR_RR64 */ 121:
+    case /* Op.CMP_RR64 */ 127:
+    case /* Op.XOR_RR32 */ 128:
+    case /* Op.ADD_RI64 */ 129:
+    case /* Op.CMP_RI64 */ 130: {
       const sub = D[i + F_SUB]!
       if (op === Op.ALU_R_RM) {
         const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
@@ -147,8 +147,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.TEST_RM_R:
-    case Op.TEST_RM_I: {
+    case /* Op.TEST_RM_R */ 4:
+    case /* Op.TEST_RM_I */ 5: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const aLo = readRm(k, D, i, size, lin)
       const aHi = k.tHi
@@ -165,12 +165,12 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.INC:
-    case Op.DEC:
-    case Op.INC_R64:
-    case Op.DEC_R64:
-    case Op.NEG:
-    case Op.NOT: {
+    case /* Op.INC */ 6:
+    case /* Op.DEC */ 7:
+    case /* Op.INC_R64 */ 122:
+    case /* Op.DEC_R64 */ 123:
+    case /* Op.NEG */ 8:
+    case /* Op.NOT */ 9: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
       if (mem) k.probeWrite(lin, size)
@@ -186,8 +186,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.MUL:
-    case Op.IMUL1: {
+    case /* Op.MUL */ 10:
+    case /* Op.IMUL1 */ 11: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const bLo = readRm(k, D, i, size, lin)
       const bHi = k.tHi
@@ -207,8 +207,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.IMUL2:
-    case Op.IMUL3: {
+    case /* Op.IMUL2 */ 12:
+    case /* Op.IMUL3 */ 13: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const bLo = readRm(k, D, i, size, lin)
       const bHi = k.tHi
@@ -226,8 +226,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.DIV:
-    case Op.IDIV: {
+    case /* Op.DIV */ 14:
+    case /* Op.IDIV */ 15: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const bLo = readRm(k, D, i, size, lin)
       const bHi = k.tHi
@@ -235,7 +235,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.SHIFT: {
+    case /* Op.SHIFT */ 16: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
       const sub = D[i + F_SUB]!
@@ -251,8 +251,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.SHLD:
-    case Op.SHRD: {
+    case /* Op.SHLD */ 17:
+    case /* Op.SHRD */ 18: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
       const count = D[i + F_SUB] === 0 ? D[i + F_IMMLO]! & 0xff : cpu.lo[1]! & 0xff
@@ -268,7 +268,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.BT: {
+    case /* Op.BT */ 19: {
       const sub = D[i + F_SUB]!
       const opn = sub & 3
       const byImm = (sub & 4) !== 0
@@ -313,11 +313,11 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.BSF:
-    case Op.BSR:
-    case Op.TZCNT:
-    case Op.LZCNT:
-    case Op.POPCNT: {
+    case /* Op.BSF */ 20:
+    case /* Op.BSR */ 21:
+    case /* Op.TZCNT */ 22:
+    case /* Op.LZCNT */ 23:
+    case /* Op.POPCNT */ 24: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       let sLo = readRm(k, D, i, size, lin)
       let sHi = k.tHi
@@ -352,32 +352,32 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.MOV_RM_R: {
+    case /* Op.MOV_RM_R */ 25: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const v = k.getReg(D[i + F_REG]!, size)
       writeRm(k, D, i, size, lin, v, k.tHi)
       cpu.rip = next
       return -1
     }
-    case Op.MOV_R_RM: {
+    case /* Op.MOV_R_RM */ 26: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const v = readRm(k, D, i, size, lin)
       k.setReg(D[i + F_REG]!, size, v, k.tHi)
       cpu.rip = next
       return -1
     }
-    case Op.MOV_RM_I: {
+    case /* Op.MOV_RM_I */ 27: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       writeRm(k, D, i, size, lin, D[i + F_IMMLO]!, D[i + F_IMMHI]!)
       cpu.rip = next
       return -1
     }
-    case Op.MOV_R_I:
+    case /* Op.MOV_R_I */ 28:
       k.setReg(D[i + F_REG]!, size, D[i + F_IMMLO]!, D[i + F_IMMHI]!)
       cpu.rip = next
       return -1
-    case Op.MOV_MOFFS_LOAD:
-    case Op.MOV_MOFFS_STORE: {
+    case /* Op.MOV_MOFFS_LOAD */ 29:
+    case /* Op.MOV_MOFFS_STORE */ 30: {
       const lin = effectiveAddress(k, D, i, next, true)
       if (op === Op.MOV_MOFFS_LOAD) {
         const v = k.read(lin, size)
@@ -389,36 +389,36 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.MOV_FROM_SREG: {
+    case /* Op.MOV_FROM_SREG */ 31: {
       const sel = cpu.segSel[D[i + F_REG]!]! & 0xffff
       if (isMem(D, i)) k.write16(effectiveAddress(k, D, i, next, true), sel)
       else k.setReg(D[i + F_RM]!, size === 2 ? 2 : size, sel, 0)
       cpu.rip = next
       return -1
     }
-    case Op.MOV_TO_SREG: {
+    case /* Op.MOV_TO_SREG */ 32: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + F_RM]!]! & 0xffff
       sys.loadSegment(k, D[i + F_REG]!, sel)
       cpu.rip = next
       return -1
     }
-    case Op.MOV_FROM_CR:
+    case /* Op.MOV_FROM_CR */ 33:
       sys.movFromCr(k, D[i + F_REG]!, D[i + F_RM]!)
       cpu.rip = next
       return -1
-    case Op.MOV_TO_CR:
+    case /* Op.MOV_TO_CR */ 34:
       sys.movToCr(k, D[i + F_REG]!, D[i + F_RM]!)
       cpu.rip = next
       return -1
-    case Op.MOV_FROM_DR:
-    case Op.MOV_TO_DR:
+    case /* Op.MOV_FROM_DR */ 35:
+    case /* Op.MOV_TO_DR */ 36:
       sys.movDr(k, D[i + F_REG]!, D[i + F_RM]!, op === Op.MOV_TO_DR)
       cpu.rip = next
       return -1
-    case Op.MOVZX:
-    case Op.MOVSX:
-    case Op.MOVSXD: {
+    case /* Op.MOVZX */ 37:
+    case /* Op.MOVSX */ 38:
+    case /* Op.MOVSXD */ 39: {
       const src = op === Op.MOVSXD ? 4 : D[i + F_SUB]!
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       let v = readRm(k, D, i, src, lin)
@@ -433,7 +433,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.LEA: {
+    case /* Op.LEA */ 40: {
       const lin = effectiveAddress(k, D, i, next, false)
       const lo = ((lin % TWO32) + TWO32) % TWO32 | 0
       const hi = Math.floor(lin / TWO32) | 0
@@ -441,7 +441,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.XCHG: {
+    case /* Op.XCHG */ 41: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
       if (mem) k.probeWrite(lin, size)
@@ -454,7 +454,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.CMPXCHG: {
+    case /* Op.CMPXCHG */ 42: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
       if (mem) k.probeWrite(lin, size)
@@ -473,7 +473,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.CMPXCHG8B: {
+    case /* Op.CMPXCHG8B */ 43: {
       const lin = effectiveAddress(k, D, i, next, true)
       const wide = (D[i + F_FLAGS]! & FL_REXW) !== 0
       if (wide && lin % 16 !== 0) k.gp(0)
@@ -518,7 +518,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.XADD: {
+    case /* Op.XADD */ 44: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
       if (mem) k.probeWrite(lin, size)
@@ -533,7 +533,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.BSWAP: {
+    case /* Op.BSWAP */ 45: {
       const r = D[i + F_REG]!
       if (size === 8) {
         const l = cpu.lo[r]!
@@ -547,14 +547,14 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.CONVERT_A: {
+    case /* Op.CONVERT_A */ 46: {
       if (size === 2) k.setReg(0, 2, (cpu.lo[0]! << 24) >> 24, 0)
       else if (size === 4) k.setReg(0, 4, (cpu.lo[0]! << 16) >> 16, 0)
       else cpu.hi[0] = cpu.lo[0]! >> 31
       cpu.rip = next
       return -1
     }
-    case Op.CONVERT_D: {
+    case /* Op.CONVERT_D */ 47: {
       if (size === 2) k.setReg(2, 2, (cpu.lo[0]! << 16) >> 31, 0)
       else if (size === 4) k.setReg(2, 4, cpu.lo[0]! >> 31, 0)
       else {
@@ -564,13 +564,13 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.SETCC: {
+    case /* Op.SETCC */ 48: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       writeRm(k, D, i, 1, lin, cpu.flags.cond(D[i + F_SUB]!) ? 1 : 0, 0)
       cpu.rip = next
       return -1
     }
-    case Op.CMOVCC: {
+    case /* Op.CMOVCC */ 49: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const v = readRm(k, D, i, size, lin)
       const vh = k.tHi
@@ -580,29 +580,29 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.JCC:
-    case Op.JNZ:
-    case Op.JZ:
-    case Op.JMP_REL:
-    case Op.NOP:
-    case Op.ENDBR:
-    case Op.MOV_RR64:
+    case /* Op.JCC */ 50:
+    case /* Op.JNZ */ 124:
+    case /* Op.JZ */ 125:
+    case /* Op.JMP_REL */ 51:
+    case /* Op.NOP */ 77:
+    case /* Op.ENDBR */ 132:
+    case /* Op.MOV_RR64 */ 126:
       // Handled in run.ts; reached only if the fast path ever delegates.
       throw new Error(`executeSlow: fast-path handler ${op} delegated`)
-    case Op.JMP_RM: {
+    case /* Op.JMP_RM */ 52: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const t = readRm(k, D, i, 8, lin)
       branch(k, k.tHi * TWO32 + (t >>> 0))
       return -1
     }
-    case Op.CALL_REL: {
+    case /* Op.CALL_REL */ 53: {
       const t = next + D[i + F_IMMLO]!
       if (t >= CANON || t < -CANON) k.gp(0)
       k.push64(((next % TWO32) + TWO32) % TWO32 | 0, Math.floor(next / TWO32))
       cpu.rip = t
       return -1
     }
-    case Op.CALL_RM: {
+    case /* Op.CALL_RM */ 54: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const tLo = readRm(k, D, i, 8, lin)
       const t = k.tHi * TWO32 + (tLo >>> 0)
@@ -611,7 +611,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = t
       return -1
     }
-    case Op.RET: {
+    case /* Op.RET */ 55: {
       const sp = k.stackTop()
       k.canonical(sp, true)
       const tLo = k.read64(sp)
@@ -621,8 +621,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = t
       return -1
     }
-    case Op.LOOP:
-    case Op.JRCXZ: {
+    case /* Op.LOOP */ 56:
+    case /* Op.JRCXZ */ 57: {
       const asz = D[i + F_ASZ]!
       let cLo = cpu.lo[1]!
       let cHi = asz === 8 ? cpu.hi[1]! : 0
@@ -646,14 +646,14 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       else cpu.rip = next
       return -1
     }
-    case Op.PUSH_R: {
+    case /* Op.PUSH_R */ 58: {
       const r = D[i + F_REG]!
       if (size === 8) k.push64(cpu.lo[r]!, cpu.hi[r]!)
       else k.push16(cpu.lo[r]! & 0xffff)
       cpu.rip = next
       return -1
     }
-    case Op.POP_R: {
+    case /* Op.POP_R */ 59: {
       const r = D[i + F_REG]!
       if (size === 8) {
         const v = k.pop64()
@@ -663,7 +663,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.PUSH_RM: {
+    case /* Op.PUSH_RM */ 60: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const v = readRm(k, D, i, size, lin)
       if (size === 8) k.push64(v, k.tHi)
@@ -671,7 +671,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.POP_RM: {
+    case /* Op.POP_RM */ 61: {
       const sp = k.stackTop()
       k.canonical(sp, true)
       const v = size === 8 ? k.read64(sp) : k.read16(sp)
@@ -691,19 +691,19 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.PUSH_I:
+    case /* Op.PUSH_I */ 62:
       if (size === 8) k.push64(D[i + F_IMMLO]!, D[i + F_IMMHI]!)
       else k.push16(D[i + F_IMMLO]! & 0xffff)
       cpu.rip = next
       return -1
-    case Op.PUSHF: {
+    case /* Op.PUSHF */ 63: {
       const v = cpu.getRflags32() & ~(Rflags.VM | Rflags.RF)
       if (size === 8) k.push64(v, 0)
       else k.push16(v & 0xffff)
       cpu.rip = next
       return -1
     }
-    case Op.POPF: {
+    case /* Op.POPF */ 64: {
       const v = size === 8 ? k.pop64() : k.pop16()
       const old = cpu.getRflags32()
       let changeable =
@@ -715,7 +715,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.ENTER: {
+    case /* Op.ENTER */ 65: {
       const frameSize = D[i + F_IMMLO]! & 0xffff
       const level = ((D[i + F_FLAGS]! >> IMM2_SHIFT) & 0xff) % 32
       k.push64(cpu.lo[5]!, cpu.hi[5]!)
@@ -736,7 +736,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.LEAVE: {
+    case /* Op.LEAVE */ 66: {
       const savedLo = cpu.lo[4]!
       const savedHi = cpu.hi[4]!
       cpu.lo[4] = cpu.lo[5]!
@@ -753,15 +753,15 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.MOVS:
-    case Op.STOS:
-    case Op.LODS:
-    case Op.SCAS:
-    case Op.CMPS:
-    case Op.INS:
-    case Op.OUTS:
+    case /* Op.MOVS */ 67:
+    case /* Op.STOS */ 68:
+    case /* Op.LODS */ 69:
+    case /* Op.SCAS */ 70:
+    case /* Op.CMPS */ 71:
+    case /* Op.INS */ 94:
+    case /* Op.OUTS */ 95:
       return stringOp(k, D, i, next)
-    case Op.FLAGOP: {
+    case /* Op.FLAGOP */ 72: {
       const sub = D[i + F_SUB]!
       if (sub <= 2) {
         const old = cpu.flags.materialize()
@@ -771,12 +771,12 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.CLI:
+    case /* Op.CLI */ 73:
       if (cpu.cpl > iopl(k)) k.gp(0)
       cpu.rflagsRest &= ~Rflags.IF
       cpu.rip = next
       return -1
-    case Op.STI:
+    case /* Op.STI */ 74:
       if (cpu.cpl > iopl(k)) k.gp(0)
       if ((cpu.rflagsRest & Rflags.IF) === 0) {
         cpu.rflagsRest |= Rflags.IF
@@ -785,28 +785,28 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.attention = 1
       cpu.rip = next
       return -1
-    case Op.LAHF: {
+    case /* Op.LAHF */ 75: {
       const f = cpu.flags.materialize()
       k.setReg(16, 1, (f & 0xd5) | 2, 0)
       cpu.rip = next
       return -1
     }
-    case Op.SAHF: {
+    case /* Op.SAHF */ 76: {
       const ah = (cpu.lo[0]! >> 8) & 0xd5
       const old = cpu.flags.materialize()
       setFlags(cpu.flags, (old & ~0xd5) | ah)
       cpu.rip = next
       return -1
     }
-    case Op.PAUSE: {
+    case /* Op.PAUSE */ 78: {
       const ic = cpu.intercepts
-      if (ic !== null && ic.exitsOnPause()) k.exitInstruction(ExitReason.PAUSE_INSTRUCTION, 0, 0, 0)
+      if (ic !== null && ic.exitsOnPause()) return k.exitNow(ExitReason.PAUSE_INSTRUCTION, 0, 0, 0)
       cpu.rip = next
       return -1
     }
-    case Op.UD2:
+    case /* Op.UD2 */ 79:
       return k.ud()
-    case Op.INT: {
+    case /* Op.INT */ 80: {
       cpu.rip = next
       try {
         k.deliver(D[i + F_IMMLO]! & 0xff, InterruptionType.SOFTWARE_INTERRUPT, -1, next, k.curLen, rip)
@@ -816,8 +816,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       }
       return -1
     }
-    case Op.INT3:
-    case Op.INT1: {
+    case /* Op.INT3 */ 81:
+    case /* Op.INT1 */ 117: {
       const vector = op === Op.INT3 ? 3 : 1
       const type = op === Op.INT3 ? InterruptionType.SOFTWARE_EXCEPTION : InterruptionType.PRIVILEGED_SOFTWARE_EXCEPTION
       cpu.rip = next
@@ -830,81 +830,82 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       }
       return -1
     }
-    case Op.IRET:
+    case /* Op.IRET */ 82:
       sys.iret(k, size)
       return -1
-    case Op.SYSCALL:
+    case /* Op.SYSCALL */ 83:
       sys.syscall(k)
       return -1
-    case Op.SYSRET:
+    case /* Op.SYSRET */ 84:
       sys.sysret(k, (D[i + F_FLAGS]! & FL_REXW) !== 0)
       return -1
-    case Op.HLT: {
+    case /* Op.HLT */ 85: {
       if (cpu.cpl !== 0) k.gp(0)
       const ic = cpu.intercepts
-      if (ic !== null && ic.exitsOnHlt()) k.exitInstruction(ExitReason.HLT, 0, 0, 0)
+      if (ic !== null && ic.exitsOnHlt()) return k.exitNow(ExitReason.HLT, 0, 0, 0)
       cpu.rip = next
       cpu.activityState = ActivityState.HLT
       cpu.attention = 1
       return -1
     }
-    case Op.CPUID:
+    case /* Op.CPUID */ 86:
+      if (cpu.intercepts !== null) return k.exitNow(ExitReason.CPUID, 0, 0, 0)
       sys.cpuid(k)
       cpu.rip = next
       return -1
-    case Op.RDMSR:
-      sys.rdmsr(k)
+    case /* Op.RDMSR */ 87:
+      if (sys.rdmsr(k) === EXITED) return EXITED
       cpu.rip = next
       return -1
-    case Op.WRMSR:
-      sys.wrmsr(k)
+    case /* Op.WRMSR */ 88:
+      if (sys.wrmsr(k) === EXITED) return EXITED
       cpu.rip = next
       return -1
-    case Op.RDTSC:
-    case Op.RDTSCP:
-      sys.rdtsc(k, op === Op.RDTSCP)
+    case /* Op.RDTSC */ 89:
+    case /* Op.RDTSCP */ 90:
+      if (sys.rdtsc(k, op === /* Op.RDTSCP */ 90) === EXITED) return EXITED
       cpu.rip = next
       return -1
-    case Op.RDPMC: {
+    case /* Op.RDPMC */ 91: {
       if ((cpu.cr4 & Cr4.PCE) === 0 && cpu.cpl !== 0) k.gp(0)
       const ic = cpu.intercepts
-      if (ic !== null && ic.exitsOnRdpmc()) k.exitInstruction(ExitReason.RDPMC, 0, 0, 0)
+      if (ic !== null && ic.exitsOnRdpmc()) return k.exitNow(ExitReason.RDPMC, 0, 0, 0)
       if ((cpu.lo[1]! >>> 0) > 3) k.gp(0) // general-purpose counters 0..3 only, all reading 0
       k.setReg(0, 4, 0, 0)
       k.setReg(2, 4, 0, 0)
       cpu.rip = next
       return -1
     }
-    case Op.IN:
-    case Op.OUT: {
+    case /* Op.IN */ 92:
+    case /* Op.OUT */ 93: {
       const byDx = D[i + F_SUB] === 1
       const port = byDx ? cpu.lo[2]! & 0xffff : D[i + F_IMMLO]! & 0xff
-      sys.ioCheck(k, port, size, op === Op.IN, false, false, !byDx, 0, 0)
+      if (sys.ioCheck(k, port, size, op === /* Op.IN */ 92, false, false, !byDx, 0, 0) === EXITED) return EXITED
       if (op === Op.IN) k.setReg(0, size, -1, 0) // nothing on the bus: all ones
       cpu.rip = next
       return -1
     }
-    case Op.LGDT:
-    case Op.LIDT:
+    case /* Op.LGDT */ 96:
+    case /* Op.LIDT */ 97:
       sys.lgdtLidt(k, effectiveAddress(k, D, i, next, true), op === Op.LIDT)
       cpu.rip = next
       return -1
-    case Op.SGDT:
-    case Op.SIDT:
+    case /* Op.SGDT */ 98:
+    case /* Op.SIDT */ 99:
       sys.sgdtSidt(k, effectiveAddress(k, D, i, next, true), op === Op.SIDT)
       cpu.rip = next
       return -1
-    case Op.LLDT:
-    case Op.LTR: {
+    case /* Op.LLDT */ 100:
+    case /* Op.LTR */ 101: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + F_RM]!]! & 0xffff
       sys.lldtLtr(k, sel, op === Op.LTR)
       cpu.rip = next
       return -1
     }
-    case Op.SLDT:
-    case Op.STR:
-    case Op.SMSW: {
+    case /* Op.SLDT */ 102:
+    case /* Op.STR */ 103:
+    case /* Op.SMSW */ 104: {
       if ((cpu.cr4 & Cr4.UMIP) !== 0 && cpu.cpl > 0) k.gp(0)
       const v = op === Op.SMSW ? sys.smswValue(k) : cpu.segSel[op === Op.SLDT ? Seg.LDTR : Seg.TR]! & 0xffff
       if (isMem(D, i)) k.write16(effectiveAddress(k, D, i, next, true), v & 0xffff)
@@ -912,7 +913,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.LMSW: {
+    case /* Op.LMSW */ 105: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : NaN
       if (cpu.cpl !== 0) k.gp(0)
@@ -921,58 +922,58 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.CLTS:
+    case /* Op.CLTS */ 106:
       sys.clts(k)
       cpu.rip = next
       return -1
-    case Op.INVLPG: {
+    case /* Op.INVLPG */ 107: {
       const lin = effectiveAddress(k, D, i, next, true)
       if (cpu.cpl !== 0) k.gp(0)
       const ic = cpu.intercepts
       if (ic !== null && ic.exitsOnInvlpg()) {
-        k.exitInstruction(ExitReason.INVLPG, ((lin % TWO32) + TWO32) % TWO32 | 0, Math.floor(lin / TWO32) | 0, 0)
+        return k.exitNow(ExitReason.INVLPG, ((lin % TWO32) + TWO32) % TWO32 | 0, Math.floor(lin / TWO32) | 0, 0)
       }
       k.tlb.flushPage(Math.floor(lin / 4096))
       k.codeBase = NaN
       cpu.rip = next
       return -1
     }
-    case Op.VMCALL:
+    case /* Op.VMCALL */ 108:
       if (cpu.intercepts === null) return k.ud()
-      return k.exitInstruction(ExitReason.VMCALL, 0, 0, 0)
-    case Op.VMX: {
+      return k.exitNow(ExitReason.VMCALL, 0, 0, 0)
+    case /* Op.VMX */ 109: {
       if (cpu.intercepts === null) return k.ud()
       const info = vmxInstructionInfo(D, i)
       const disp = isMem(D, i) ? D[i + F_DISPLO]! : 0
-      return k.exitInstruction(D[i + F_SUB]!, disp, isMem(D, i) ? D[i + F_DISPHI]! : 0, info)
+      return k.exitNow(D[i + F_SUB]!, disp, isMem(D, i) ? D[i + F_DISPHI]! : 0, info)
     }
-    case Op.MONITOR:
-    case Op.MWAIT: {
+    case /* Op.MONITOR */ 110:
+    case /* Op.MWAIT */ 111: {
       if (cpu.cpl !== 0) k.ud()
       const ic = cpu.intercepts
-      if (op === Op.MONITOR && ic !== null && ic.exitsOnMonitor()) k.exitInstruction(ExitReason.MONITOR_INSTRUCTION, 0, 0, 0)
-      if (op === Op.MWAIT && ic !== null && ic.exitsOnMwait()) k.exitInstruction(ExitReason.MWAIT_INSTRUCTION, 0, 0, 0)
+      if (op === Op.MONITOR && ic !== null && ic.exitsOnMonitor()) return k.exitNow(ExitReason.MONITOR_INSTRUCTION, 0, 0, 0)
+      if (op === Op.MWAIT && ic !== null && ic.exitsOnMwait()) return k.exitNow(ExitReason.MWAIT_INSTRUCTION, 0, 0, 0)
       cpu.rip = next
       return -1
     }
-    case Op.INVD:
-    case Op.WBINVD:
+    case /* Op.INVD */ 112:
+    case /* Op.WBINVD */ 113:
       if (cpu.cpl !== 0) k.gp(0)
-      if (op === Op.INVD && cpu.intercepts !== null) k.exitInstruction(ExitReason.INVD, 0, 0, 0)
+      if (op === Op.INVD && cpu.intercepts !== null) return k.exitNow(ExitReason.INVD, 0, 0, 0)
       cpu.rip = next
       return -1
-    case Op.SWAPGS:
+    case /* Op.SWAPGS */ 114:
       sys.swapgs(k)
       cpu.rip = next
       return -1
-    case Op.PUSH_SEG: {
+    case /* Op.PUSH_SEG */ 115: {
       const sel = cpu.segSel[D[i + F_SUB]!]! & 0xffff
       if (size === 8) k.push64(sel, 0)
       else k.push16(sel)
       cpu.rip = next
       return -1
     }
-    case Op.POP_SEG: {
+    case /* Op.POP_SEG */ 116: {
       const sp = k.stackTop()
       k.canonical(sp, true)
       const sel = k.read16(sp)
@@ -981,7 +982,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.XLAT: {
+    case /* Op.XLAT */ 118: {
       const seg = D[i + F_SEG]!
       let lin = cpu.hi[3]! * TWO32 + (cpu.lo[3]! >>> 0) + (cpu.lo[0]! & 0xff)
       if (D[i + F_ASZ] === 4) lin = ((cpu.lo[3]! >>> 0) + (cpu.lo[0]! & 0xff)) % TWO32
@@ -990,7 +991,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case Op.CLAC_STAC:
+    case /* Op.CLAC_STAC */ 131:
       // SMAP is not advertised by CPUID here, so CLAC/STAC are #UD as on such processors.
       return k.ud()
     default:

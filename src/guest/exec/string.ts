@@ -7,7 +7,7 @@ import { Rflags } from "../../arch/x86.ts"
 import { F_ASZ, F_FLAGS, F_OP, F_OSZ, F_SEG, FL_REP, FL_REPNE } from "../decode/cache.ts"
 import { Alu, Op } from "../decode/ops.ts"
 import { alu } from "./alu.ts"
-import { type Engine, TWO32 } from "./engine.ts"
+import { EXITED, type Engine, TWO32 } from "./engine.ts"
 import { ioCheck } from "./system.ts"
 
 const CHUNK = 256
@@ -48,7 +48,7 @@ export const stringOp = (k: Engine, D: Int32Array, i: number, next: number): num
     const lin = op === Op.INS ? ptr(k, 7, asz) : segBase + ptr(k, 6, asz)
     // Instruction information: address size (9:7) and, for OUTS, the segment (17:15).
     const info = ((asz === 8 ? 2 : 1) << 7) | (op === Op.OUTS ? (seg >= 0 ? seg : 3) << 15 : 0)
-    if (!(rep && counterZero(k, asz))) ioCheck(k, port, size, op === Op.INS, true, rep, false, lin, info)
+    if (!(rep && counterZero(k, asz)) && ioCheck(k, port, size, op === Op.INS, true, rep, false, lin, info) === EXITED) return EXITED
   }
   let n = 0
   for (;;) {
@@ -60,7 +60,7 @@ export const stringOp = (k: Engine, D: Int32Array, i: number, next: number): num
       }
     }
     switch (op) {
-      case Op.MOVS: {
+      case /* Op.MOVS */ 67: {
         const src = segBase + ptr(k, 6, asz)
         const dst = ptr(k, 7, asz)
         const v = k.read(src, size)
@@ -69,19 +69,19 @@ export const stringOp = (k: Engine, D: Int32Array, i: number, next: number): num
         advance(k, 7, asz, delta)
         break
       }
-      case Op.STOS: {
+      case /* Op.STOS */ 68: {
         const v = k.getReg(0, size)
         k.write(ptr(k, 7, asz), size, v, k.tHi)
         advance(k, 7, asz, delta)
         break
       }
-      case Op.LODS: {
+      case /* Op.LODS */ 69: {
         const v = k.read(segBase + ptr(k, 6, asz), size)
         k.setReg(0, size, v, k.tHi)
         advance(k, 6, asz, delta)
         break
       }
-      case Op.SCAS: {
+      case /* Op.SCAS */ 70: {
         const m = k.read(ptr(k, 7, asz), size)
         const mh = k.tHi
         const a = k.getReg(0, size)
@@ -89,7 +89,7 @@ export const stringOp = (k: Engine, D: Int32Array, i: number, next: number): num
         advance(k, 7, asz, delta)
         break
       }
-      case Op.CMPS: {
+      case /* Op.CMPS */ 71: {
         const a = k.read(segBase + ptr(k, 6, asz), size)
         const ah = k.tHi
         const b = k.read(ptr(k, 7, asz), size)
@@ -98,7 +98,7 @@ export const stringOp = (k: Engine, D: Int32Array, i: number, next: number): num
         advance(k, 7, asz, delta)
         break
       }
-      case Op.INS: {
+      case /* Op.INS */ 94: {
         // Nothing answers on the port: the data read is all ones.
         k.write(ptr(k, 7, asz), size, -1, 0)
         advance(k, 7, asz, delta)

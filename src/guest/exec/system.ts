@@ -6,7 +6,7 @@ import { ExitReason } from "../../arch/exit-reasons.ts"
 import { Msr } from "../../arch/msr.ts"
 import { Cr0, Cr4, Efer, Rflags } from "../../arch/x86.ts"
 import { Interruptibility, MsrSlot, Seg } from "../cpu/state.ts"
-import { EXIT as exitSentinel, Engine, TWO32 } from "./engine.ts"
+import { DONE, EXITED, Engine, TWO32 } from "./engine.ts"
 
 const lo32 = (v: bigint): number => Number(BigInt.asIntN(32, v))
 const hi32 = (v: bigint): number => Number(BigInt.asIntN(32, v >> 32n))
@@ -181,12 +181,13 @@ const canonical64 = (lo: number, hi: number): boolean => {
   return top === 0 || top === -1
 }
 
-export const rdmsr = (k: Engine): void => {
+/** RDMSR; returns EXITED when it exits (record filled), else DONE. */
+export const rdmsr = (k: Engine): number => {
   requireCpl0(k)
   const cpu = k.cpu
   const index = cpu.lo[1]! >>> 0
   const ic = cpu.intercepts
-  if (ic !== null && ic.exitsOnRdmsr(index)) k.exitInstruction(ExitReason.MSR_READ, 0, 0, 0)
+  if (ic !== null && ic.exitsOnRdmsr(index)) return k.exitNow(ExitReason.MSR_READ, 0, 0, 0)
   let v: bigint
   const slot = msrSlot(index)
   if (slot >= 0) v = cpu.getMsrSlot(slot)
@@ -212,6 +213,7 @@ export const rdmsr = (k: Engine): void => {
   cpu.hi[0] = 0
   cpu.lo[2] = hi32(v)
   cpu.hi[2] = 0
+  return DONE
 }
 
 const msrSlot = (index: number): number => {
@@ -247,12 +249,13 @@ const msrSlot = (index: number): number => {
   }
 }
 
-export const wrmsr = (k: Engine): void => {
+/** WRMSR; returns EXITED when it exits (record filled), else DONE. */
+export const wrmsr = (k: Engine): number => {
   requireCpl0(k)
   const cpu = k.cpu
   const index = cpu.lo[1]! >>> 0
   const ic = cpu.intercepts
-  if (ic !== null && ic.exitsOnWrmsr(index)) k.exitInstruction(ExitReason.MSR_WRITE, 0, 0, 0)
+  if (ic !== null && ic.exitsOnWrmsr(index)) return k.exitNow(ExitReason.MSR_WRITE, 0, 0, 0)
   const lo = cpu.lo[0]!
   const hi = cpu.lo[2]!
   switch (index) {
@@ -263,17 +266,17 @@ export const wrmsr = (k: Engine): void => {
       const changed = cpu.efer ^ lo
       cpu.efer = (lo & ~Efer.LMA) | (cpu.efer & Efer.LMA)
       if ((changed & Efer.NXE) !== 0) k.flushTlb()
-      return
+      return DONE
     }
     case Msr.IA32_FS_BASE:
     case Msr.IA32_GS_BASE:
       if (!canonical64(lo, hi)) return k.gp(0)
       cpu.segBaseLo[index === Msr.IA32_FS_BASE ? Seg.FS : Seg.GS] = lo
       cpu.segBaseHi[index === Msr.IA32_FS_BASE ? Seg.FS : Seg.GS] = hi
-      return
+      return DONE
     case Msr.IA32_TSC:
       cpu.tsc = big(lo, hi)
-      return
+      return DONE
     case Msr.IA32_KERNEL_GS_BASE:
     case Msr.IA32_LSTAR:
     case Msr.IA32_CSTAR:
@@ -300,6 +303,7 @@ export const wrmsr = (k: Engine): void => {
   if (slot < 0) return k.gp(0)
   cpu.msr[slot * 2] = lo
   cpu.msr[slot * 2 + 1] = hi
+  return DONE
 }
 
 // ---------------------------------------------------------------- CPUID and TSC
@@ -354,12 +358,13 @@ export const cpuid = (k: Engine): void => {
   cpu.hi[2] = 0
 }
 
-export const rdtsc = (k: Engine, withAux: boolean): void => {
+/** RDTSC/RDTSCP; returns EXITED when it exits (record filled), else DONE. */
+export const rdtsc = (k: Engine, withAux: boolean): number => {
   const cpu = k.cpu
   if ((cpu.cr4 & Cr4.TSD) !== 0 && cpu.cpl !== 0) k.gp(0)
   const ic = cpu.intercepts
   if (ic !== null) {
-    if (withAux ? ic.exitsOnRdtscp() : ic.exitsOnRdtsc()) k.exitInstruction(withAux ? ExitReason.RDTSCP : ExitReason.RDTSC, 0, 0, 0)
+    if (withAux ? ic.exitsOnRdtscp() : ic.exitsOnRdtsc()) return k.exitNow(withAux ? ExitReason.RDTSCP : ExitReason.RDTSC, 0, 0, 0)
   }
   const v = BigInt.asUintN(64, cpu.tsc + (ic !== null ? ic.tscOffset : 0n))
   cpu.lo[0] = lo32(v)
@@ -370,6 +375,7 @@ export const rdtsc = (k: Engine, withAux: boolean): void => {
     cpu.lo[1] = cpu.msr[MsrSlot.TSC_AUX * 2]!
     cpu.hi[1] = 0
   }
+  return DONE
 }
 
 // ---------------------------------------------------------------- I/O
@@ -378,7 +384,7 @@ export const rdtsc = (k: Engine, withAux: boolean): void => {
  * The IN/OUT/INS/OUTS permission check and exit. In 64-bit mode CPL > IOPL needs the TSS I/O
  * permission bitmap; a missing or denying bitmap is #GP(0) (checked before any VM exit).
  */
-export const ioCheck = (k: Engine, port: number, size: number, isIn: boolean, isString: boolean, isRep: boolean, immediate: boolean, stringLin: number, info: number): void => {
+export const ioCheck = (k: Engine, port: number, size: number, isIn: boolean, isString: boolean, isRep: boolean, immediate: boolean, stringLin: number, info: number): number => {
   const cpu = k.cpu
   const iopl = (cpu.rflagsRest >> 12) & 3
   if (cpu.cpl > iopl && !ioBitmapAllows(k, port, size)) k.gp(0)
@@ -394,10 +400,11 @@ export const ioCheck = (k: Engine, port: number, size: number, isIn: boolean, is
       x.instructionInformation = info
       x.guestLinearLo = ((stringLin % TWO32) + TWO32) % TWO32 | 0
       x.guestLinearHi = Math.floor(stringLin / TWO32)
-      throw exitSentinel
+      return EXITED
     }
-    k.exitInstruction(ExitReason.IO_INSTRUCTION, qual, 0, 0)
+    return k.exitNow(ExitReason.IO_INSTRUCTION, qual, 0, 0)
   }
+  return DONE
 }
 
 
