@@ -36,6 +36,8 @@ export class VmxCapabilities {
   readonly maxMsrListEntries: number
   /** log2 of the TSC-to-preemption-timer ratio (IA32_VMX_MISC bits 4:0). */
   readonly preemptionTimerShift: number
+  /** 2 ** preemptionTimerShift: instructions per preemption-timer tick. */
+  readonly preemptionTimerScale: number
   readonly eptVpidCap: bigint
   readonly vmfunc: bigint
   /** Error-code consistency for injected hardware exceptions is not checked (BASIC bit 56). */
@@ -61,6 +63,7 @@ export class VmxCapabilities {
     this.cr4Fixed1 = msrs.IA32_VMX_CR4_FIXED1
     const misc = msrs.IA32_VMX_MISC
     this.preemptionTimerShift = Number(misc & 0x1fn)
+    this.preemptionTimerScale = 2 ** this.preemptionTimerShift
     this.activityStates = Number((misc >> 6n) & 7n)
     this.cr3TargetCount = Number((misc >> 16n) & 0x1ffn)
     this.maxMsrListEntries = 512 * (Number((misc >> 25n) & 7n) + 1)

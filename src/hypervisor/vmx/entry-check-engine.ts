@@ -36,36 +36,103 @@ const checksByField: ReadonlyArray<Uint16Array> = (() => {
   return lists.map((list) => Uint16Array.from(list))
 })()
 
-/** Per-VMCS bookkeeping for incremental checking (lives beside the region, not in it). */
+/** Indices of the checks that read processor state or memory (run at every entry), ascending. */
+const ALWAYS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.always ? [index] : [])))
+const ALWAYS_COUNT = ALWAYS.length
+
+/**
+ * Per-VMCS bookkeeping for incremental checking (lives beside the region, not in it): which
+ * checks must run again, as flags and as a list, so an entry visits only those and the
+ * always-run checks instead of scanning every check.
+ */
 export class EntryCheckState {
-  readonly dirty = new Uint8Array(CHECK_COUNT).fill(1)
+  /** 1 when the check's inputs changed since it last passed (or it failed). */
+  readonly dirty = new Uint8Array(CHECK_COUNT)
+  /** The dirty checks' indices (each once), in no particular order. */
+  readonly pending = new Uint16Array(CHECK_COUNT)
+  pendingCount = 0
   /** The capabilities the clean verdicts were computed against. */
   caps: VmxCapabilities | null = null
+
+  constructor() {
+    this.markAllDirty()
+  }
 
   /** Called for every write that changed a field's stored value. */
   fieldChanged(ordinal: number): void {
     const list = checksByField[ordinal]!
-    for (let i = 0; i < list.length; i++) this.dirty[list[i]!] = 1
+    const dirty = this.dirty
+    for (let i = 0; i < list.length; i++) {
+      const check = list[i]!
+      if (dirty[check] === 0) {
+        dirty[check] = 1
+        this.pending[this.pendingCount++] = check
+      }
+    }
   }
 
   markAllDirty(): void {
     this.dirty.fill(1)
+    for (let i = 0; i < CHECK_COUNT; i++) this.pending[i] = i
+    this.pendingCount = CHECK_COUNT
   }
 }
 
-/** Index of the first failing check, or -1. `state` null means a full run. */
+const fullRun = (ctx: CheckContext): number => {
+  for (let i = 0; i < CHECK_COUNT; i++) if (!checkRules[i]!.passes(ctx)) return i
+  return -1
+}
+
+/**
+ * Index of the first failing check, or -1. `state` null means a full run. Incremental: the
+ * dirty checks (sorted) merged with the always-run ones, in the SDM's order; a clean check
+ * passed with its current inputs, so the first failure among these is the full run's.
+ */
 export const firstFailingCheck = (ctx: CheckContext, state: EntryCheckState | null): number => {
-  if (state !== null && state.caps !== ctx.caps) {
+  if (state === null) return fullRun(ctx)
+  if (state.caps !== ctx.caps) {
     state.markAllDirty()
     state.caps = ctx.caps
   }
-  for (let i = 0; i < CHECK_COUNT; i++) {
-    const rule = checkRules[i]!
-    if (state !== null && state.dirty[i] === 0 && !rule.always) continue
-    const passes = rule.passes(ctx)
-    if (state !== null) state.dirty[i] = passes ? 0 : 1
-    if (!passes) return i
+  const pending = state.pending
+  const dirty = state.dirty
+  const count = state.pendingCount
+  // Insertion sort: the list is short, or already sorted after markAllDirty.
+  for (let i = 1; i < count; i++) {
+    const v = pending[i]!
+    let j = i - 1
+    while (j >= 0 && pending[j]! > v) {
+      pending[j + 1] = pending[j]!
+      j--
+    }
+    pending[j + 1] = v
   }
+  let a = 0
+  let b = 0
+  while (a < count || b < ALWAYS_COUNT) {
+    const p = a < count ? pending[a]! : CHECK_COUNT
+    const q = b < ALWAYS_COUNT ? ALWAYS[b]! : CHECK_COUNT
+    const index = p < q ? p : q
+    if (!checkRules[index]!.passes(ctx)) {
+      // Keep the failing check (if listed) and everything after it for the next entry.
+      let kept = 0
+      for (let i = a; i < count; i++) pending[kept++] = pending[i]!
+      if (p !== index) {
+        if (dirty[index] === 0) {
+          dirty[index] = 1
+          pending[kept++] = index
+        }
+      }
+      state.pendingCount = kept
+      return index
+    }
+    if (p === index) {
+      dirty[index] = 0
+      a++
+    }
+    if (q === index) b++
+  }
+  state.pendingCount = 0
   return -1
 }
 

@@ -113,76 +113,148 @@ export const loadChangedGuestState = (view: VmcsView, cpu: CpuState, changed: nu
   if ((changed & GuestWrites.INTERRUPTIBILITY) !== 0) cpu.setInterruptibility(view.lo(F.GUEST_INTERRUPTIBILITY_INFO))
 }
 
+// Word/half indices and field ordinals of the segment fields, flat (no tuple destructuring per exit).
+const SEG_SELECTOR_HALF = Int32Array.from(SEGMENT_FIELDS, ([selector]) => byteOffset[selector]! >>> 1)
+const SEG_SELECTOR_ORD = Int32Array.from(SEGMENT_FIELDS, ([selector]) => fieldOrdinal[selector]!)
+const SEG_BASE_WORD = Int32Array.from(SEGMENT_FIELDS, ([, base]) => byteOffset[base]! >>> 2)
+const SEG_BASE_ORD = Int32Array.from(SEGMENT_FIELDS, ([, base]) => fieldOrdinal[base]!)
+const SEG_LIMIT_WORD = Int32Array.from(SEGMENT_FIELDS, ([, , limit]) => byteOffset[limit]! >>> 2)
+const SEG_LIMIT_ORD = Int32Array.from(SEGMENT_FIELDS, ([, , limit]) => fieldOrdinal[limit]!)
+const SEG_AR_WORD = Int32Array.from(SEGMENT_FIELDS, ([, , , ar]) => byteOffset[ar]! >>> 2)
+const SEG_AR_ORD = Int32Array.from(SEGMENT_FIELDS, ([, , , ar]) => fieldOrdinal[ar]!)
+
 // The VMCS and check state of the exit being saved (module-level: no closures per exit).
 // Stores go straight into the region's words at the layout's offsets; a changed value marks the
 // entry checks that read the field.
-let view: VmcsView
 let checks: EntryCheckState
 let words: Uint32Array
 let halves: Uint16Array
-/** A 64-bit or natural-width field. */
-const put = (encoding: number, lo: number, hi: number): void => {
-  const i = byteOffset[encoding]! >>> 2
+/** Word index and field ordinal of a field, precomputed once. */
+const at = (encoding: number): number => byteOffset[encoding]! >>> 2
+const ord = (encoding: number): number => fieldOrdinal[encoding]!
+/** A 64-bit or natural-width field at word `i`. */
+const put = (i: number, ordinal: number, lo: number, hi: number): void => {
   const l = lo >>> 0
   const h = hi >>> 0
   if (words[i] !== l || words[i + 1] !== h) {
     words[i] = l
     words[i + 1] = h
-    checks.fieldChanged(fieldOrdinal[encoding]!)
+    checks.fieldChanged(ordinal)
   }
 }
-/** A 32-bit field. */
-const put32 = (encoding: number, value: number): void => {
-  const i = byteOffset[encoding]! >>> 2
+/** A 32-bit field at word `i`. */
+const put32 = (i: number, ordinal: number, value: number): void => {
   const v = value >>> 0
   if (words[i] !== v) {
     words[i] = v
-    checks.fieldChanged(fieldOrdinal[encoding]!)
-  }
-}
-/** A 16-bit field. */
-const put16 = (encoding: number, value: number): void => {
-  const i = byteOffset[encoding]! >>> 1
-  const v = value & 0xffff
-  if (halves[i] !== v) {
-    halves[i] = v
-    checks.fieldChanged(fieldOrdinal[encoding]!)
+    checks.fieldChanged(ordinal)
   }
 }
 
+/** Saves the eight segment registers (selector, base, limit, access rights). */
+const saveSegments = (cpu: CpuState): void => {
+  const sel = cpu.segSel
+  const baseLo = cpu.segBaseLo
+  const baseHi = cpu.segBaseHi
+  const limit = cpu.segLimit
+  const attr = cpu.segAttr
+  for (let s = 0; s < 8; s++) {
+    const h = SEG_SELECTOR_HALF[s]!
+    const v = sel[s]! & 0xffff
+    if (halves[h] !== v) {
+      halves[h] = v
+      checks.fieldChanged(SEG_SELECTOR_ORD[s]!)
+    }
+    const b = SEG_BASE_WORD[s]!
+    const bl = baseLo[s]! >>> 0
+    const bh = baseHi[s]! >>> 0
+    if (words[b] !== bl || words[b + 1] !== bh) {
+      words[b] = bl
+      words[b + 1] = bh
+      checks.fieldChanged(SEG_BASE_ORD[s]!)
+    }
+    const l = SEG_LIMIT_WORD[s]!
+    const lv = limit[s]! >>> 0
+    if (words[l] !== lv) {
+      words[l] = lv
+      checks.fieldChanged(SEG_LIMIT_ORD[s]!)
+    }
+    const r = SEG_AR_WORD[s]!
+    const rv = attr[s]! >>> 0
+    if (words[r] !== rv) {
+      words[r] = rv
+      checks.fieldChanged(SEG_AR_ORD[s]!)
+    }
+  }
+}
+
+const W_GUEST_ACTIVITY_STATE = at(F.GUEST_ACTIVITY_STATE)
+const O_GUEST_ACTIVITY_STATE = ord(F.GUEST_ACTIVITY_STATE)
+const W_GUEST_CR0 = at(F.GUEST_CR0)
+const O_GUEST_CR0 = ord(F.GUEST_CR0)
+const W_GUEST_CR3 = at(F.GUEST_CR3)
+const O_GUEST_CR3 = ord(F.GUEST_CR3)
+const W_GUEST_CR4 = at(F.GUEST_CR4)
+const O_GUEST_CR4 = ord(F.GUEST_CR4)
+const W_GUEST_DR7 = at(F.GUEST_DR7)
+const O_GUEST_DR7 = ord(F.GUEST_DR7)
+const W_GUEST_GDTR_BASE = at(F.GUEST_GDTR_BASE)
+const O_GUEST_GDTR_BASE = ord(F.GUEST_GDTR_BASE)
+const W_GUEST_GDTR_LIMIT = at(F.GUEST_GDTR_LIMIT)
+const O_GUEST_GDTR_LIMIT = ord(F.GUEST_GDTR_LIMIT)
+const W_GUEST_IA32_EFER = at(F.GUEST_IA32_EFER)
+const O_GUEST_IA32_EFER = ord(F.GUEST_IA32_EFER)
+const W_GUEST_IA32_PAT = at(F.GUEST_IA32_PAT)
+const O_GUEST_IA32_PAT = ord(F.GUEST_IA32_PAT)
+const W_GUEST_IDTR_BASE = at(F.GUEST_IDTR_BASE)
+const O_GUEST_IDTR_BASE = ord(F.GUEST_IDTR_BASE)
+const W_GUEST_IDTR_LIMIT = at(F.GUEST_IDTR_LIMIT)
+const O_GUEST_IDTR_LIMIT = ord(F.GUEST_IDTR_LIMIT)
+const W_GUEST_INTERRUPTIBILITY_INFO = at(F.GUEST_INTERRUPTIBILITY_INFO)
+const O_GUEST_INTERRUPTIBILITY_INFO = ord(F.GUEST_INTERRUPTIBILITY_INFO)
+const W_GUEST_PENDING_DBG_EXCEPTIONS = at(F.GUEST_PENDING_DBG_EXCEPTIONS)
+const O_GUEST_PENDING_DBG_EXCEPTIONS = ord(F.GUEST_PENDING_DBG_EXCEPTIONS)
+const W_GUEST_RFLAGS = at(F.GUEST_RFLAGS)
+const O_GUEST_RFLAGS = ord(F.GUEST_RFLAGS)
+const W_GUEST_RIP = at(F.GUEST_RIP)
+const O_GUEST_RIP = ord(F.GUEST_RIP)
+const W_GUEST_RSP = at(F.GUEST_RSP)
+const O_GUEST_RSP = ord(F.GUEST_RSP)
+const W_GUEST_SYSENTER_CS = at(F.GUEST_SYSENTER_CS)
+const O_GUEST_SYSENTER_CS = ord(F.GUEST_SYSENTER_CS)
+const W_GUEST_SYSENTER_EIP = at(F.GUEST_SYSENTER_EIP)
+const O_GUEST_SYSENTER_EIP = ord(F.GUEST_SYSENTER_EIP)
+const W_GUEST_SYSENTER_ESP = at(F.GUEST_SYSENTER_ESP)
+const O_GUEST_SYSENTER_ESP = ord(F.GUEST_SYSENTER_ESP)
+
 /** Saves guest state into the VMCS at a VM exit. */
 export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: EntryCheckState): void => {
-  view = target
   checks = checkState
   words = target.page.words
   halves = target.page.halves
-  const exit = view.lo(F.VM_EXIT_CONTROLS)
-  put(F.GUEST_CR0, cpu.cr0 >>> 0, 0)
-  put(F.GUEST_CR3, cpu.cr3Lo >>> 0, cpu.cr3Hi >>> 0)
-  put(F.GUEST_CR4, cpu.cr4 >>> 0, 0)
-  if ((exit & ExitControl.SAVE_DEBUG_CONTROLS) !== 0) put(F.GUEST_DR7, cpu.dr7 >>> 0, 0)
-  put(F.GUEST_RSP, cpu.lo[4]! >>> 0, cpu.hi[4]! >>> 0)
-  put(F.GUEST_RIP, loOfDouble(cpu.rip), hiOfDouble(cpu.rip))
-  put(F.GUEST_RFLAGS, cpu.getRflags32() >>> 0, 0)
-  for (let s = 0; s < 8; s++) {
-    const [selector, base, limit, ar] = SEGMENT_FIELDS[s]!
-    put16(selector, cpu.segSel[s]!)
-    put(base, cpu.segBaseLo[s]! >>> 0, cpu.segBaseHi[s]! >>> 0)
-    put32(limit, cpu.segLimit[s]!)
-    put32(ar, cpu.segAttr[s]!)
-  }
-  put(F.GUEST_GDTR_BASE, cpu.gdtrBaseLo >>> 0, cpu.gdtrBaseHi >>> 0)
-  put32(F.GUEST_GDTR_LIMIT, cpu.gdtrLimit)
-  put(F.GUEST_IDTR_BASE, cpu.idtrBaseLo >>> 0, cpu.idtrBaseHi >>> 0)
-  put32(F.GUEST_IDTR_LIMIT, cpu.idtrLimit)
-  put32(F.GUEST_SYSENTER_CS, cpu.msr[MsrSlot.SYSENTER_CS * 2]!)
-  put(F.GUEST_SYSENTER_ESP, cpu.msr[MsrSlot.SYSENTER_ESP * 2]! >>> 0, cpu.msr[MsrSlot.SYSENTER_ESP * 2 + 1]! >>> 0)
-  put(F.GUEST_SYSENTER_EIP, cpu.msr[MsrSlot.SYSENTER_EIP * 2]! >>> 0, cpu.msr[MsrSlot.SYSENTER_EIP * 2 + 1]! >>> 0)
-  if ((exit & ExitControl.SAVE_IA32_EFER) !== 0) put(F.GUEST_IA32_EFER, cpu.efer >>> 0, 0)
-  if ((exit & ExitControl.SAVE_IA32_PAT) !== 0) put(F.GUEST_IA32_PAT, cpu.msr[MsrSlot.PAT * 2]! >>> 0, cpu.msr[MsrSlot.PAT * 2 + 1]! >>> 0)
-  put32(F.GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility)
-  put32(F.GUEST_ACTIVITY_STATE, cpu.activityState)
+  const exit = target.lo(F.VM_EXIT_CONTROLS)
+  put(W_GUEST_CR0, O_GUEST_CR0, cpu.cr0 >>> 0, 0)
+  put(W_GUEST_CR3, O_GUEST_CR3, cpu.cr3Lo >>> 0, cpu.cr3Hi >>> 0)
+  put(W_GUEST_CR4, O_GUEST_CR4, cpu.cr4 >>> 0, 0)
+  if ((exit & ExitControl.SAVE_DEBUG_CONTROLS) !== 0) put(W_GUEST_DR7, O_GUEST_DR7, cpu.dr7 >>> 0, 0)
+  put(W_GUEST_RSP, O_GUEST_RSP, cpu.lo[4]! >>> 0, cpu.hi[4]! >>> 0)
+  const rip = cpu.rip
+  put(W_GUEST_RIP, O_GUEST_RIP, loOfDouble(rip), hiOfDouble(rip))
+  put(W_GUEST_RFLAGS, O_GUEST_RFLAGS, cpu.getRflags32() >>> 0, 0)
+  saveSegments(cpu)
+  put(W_GUEST_GDTR_BASE, O_GUEST_GDTR_BASE, cpu.gdtrBaseLo >>> 0, cpu.gdtrBaseHi >>> 0)
+  put32(W_GUEST_GDTR_LIMIT, O_GUEST_GDTR_LIMIT, cpu.gdtrLimit)
+  put(W_GUEST_IDTR_BASE, O_GUEST_IDTR_BASE, cpu.idtrBaseLo >>> 0, cpu.idtrBaseHi >>> 0)
+  put32(W_GUEST_IDTR_LIMIT, O_GUEST_IDTR_LIMIT, cpu.idtrLimit)
+  const msr = cpu.msr
+  put32(W_GUEST_SYSENTER_CS, O_GUEST_SYSENTER_CS, msr[MsrSlot.SYSENTER_CS * 2]!)
+  put(W_GUEST_SYSENTER_ESP, O_GUEST_SYSENTER_ESP, msr[MsrSlot.SYSENTER_ESP * 2]! >>> 0, msr[MsrSlot.SYSENTER_ESP * 2 + 1]! >>> 0)
+  put(W_GUEST_SYSENTER_EIP, O_GUEST_SYSENTER_EIP, msr[MsrSlot.SYSENTER_EIP * 2]! >>> 0, msr[MsrSlot.SYSENTER_EIP * 2 + 1]! >>> 0)
+  if ((exit & ExitControl.SAVE_IA32_EFER) !== 0) put(W_GUEST_IA32_EFER, O_GUEST_IA32_EFER, cpu.efer >>> 0, 0)
+  if ((exit & ExitControl.SAVE_IA32_PAT) !== 0) put(W_GUEST_IA32_PAT, O_GUEST_IA32_PAT, msr[MsrSlot.PAT * 2]! >>> 0, msr[MsrSlot.PAT * 2 + 1]! >>> 0)
+  put32(W_GUEST_INTERRUPTIBILITY_INFO, O_GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility)
+  put32(W_GUEST_ACTIVITY_STATE, O_GUEST_ACTIVITY_STATE, cpu.activityState)
   const pending = cpu.pendingDebugExceptions
-  if (pending === 0n) put(F.GUEST_PENDING_DBG_EXCEPTIONS, 0, 0)
-  else put(F.GUEST_PENDING_DBG_EXCEPTIONS, Number(pending & 0xffff_ffffn), Number(pending >> 32n))
+  if (pending === 0n) put(W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, 0, 0)
+  else put(W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, Number(pending & 0xffff_ffffn), Number(pending >> 32n))
 }

@@ -46,6 +46,27 @@ const vmEntry = vmEntryImport
 
 const NO_VMCS = -1
 
+/** What the entry checks read of a processor, as plain fields and a class getter (inlinable). */
+class ProcessorCheckContext implements CheckContext {
+  readonly view: VmcsView
+  readonly memory: HostPhysicalMemory
+  readonly root: RootState
+  private readonly lp: LogicalProcessor
+  constructor(lp: LogicalProcessor) {
+    this.lp = lp
+    this.view = lp.view
+    this.memory = lp.memory
+    this.root = lp.root
+  }
+  get caps(): VmxCapabilities {
+    return this.lp.caps
+  }
+  /** The logical processor is in IA-32e mode (host IA32_EFER.LMA). */
+  get hostLongMode(): boolean {
+    return this.root.longMode
+  }
+}
+
 const guestWriteBit = (encoding: number): number => {
   switch (encoding & ~1) {
     case F.GUEST_RIP:
@@ -134,17 +155,7 @@ export class LogicalProcessor implements OutcomeSource {
     const placeholder = new ArrayBuffer(4096)
     this.view = new VmcsView({ bytes: new Uint8Array(placeholder), halves: new Uint16Array(placeholder), words: new Uint32Array(placeholder) })
     this.intercepts = new VmxIntercepts(platform.memory)
-    const lp = this
-    this.checkContext = {
-      view: this.view,
-      get caps() {
-        return lp.caps
-      },
-      memory: platform.memory,
-      get hostLongMode() {
-        return lp.hostLongMode()
-      },
-    }
+    this.checkContext = new ProcessorCheckContext(this)
   }
 
   // ---------------------------------------------------------------- VM entry
@@ -480,10 +491,6 @@ export class LogicalProcessor implements OutcomeSource {
 
   /** @internal */ launchedInThisSession(): boolean {
     return this.view.page.words[VMCS_LAUNCH_SESSION_OFFSET >>> 2] === this.session
-  }
-
-  /** @internal */ hostLongMode(): boolean {
-    return this.root.longMode
   }
 
   /** @internal */ vmfail(error: number): VmxStatus {

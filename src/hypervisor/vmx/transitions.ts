@@ -13,6 +13,7 @@ import { loadChangedGuestState as loadChangedGuestStateImport, loadGuestState as
 import { GuestWrites as GuestWritesImport, type ActiveVmcs } from "./platform.ts"
 import type { LogicalProcessor } from "./logical-processor.ts"
 import { RootReg as RootRegImport } from "./root-state.ts"
+import { byteOffset as byteOffsetImport } from "./vmcs-layout.ts"
 import { loadEntryMsrs as loadEntryMsrsImport, loadExitMsrs as loadExitMsrsImport, storeExitMsrs as storeExitMsrsImport } from "./msr-areas.ts"
 import type { VmxStatus as VmxStatusType } from "./outcome.ts"
 import { VmxStatus as VmxStatusImport } from "./outcome.ts"
@@ -35,6 +36,7 @@ const loadGuestState = loadGuestStateImport
 const saveGuestState = saveGuestStateImport
 const GuestWrites = GuestWritesImport
 const RootReg = RootRegImport
+const byteOffset = byteOffsetImport
 const loadEntryMsrs = loadEntryMsrsImport
 const loadExitMsrs = loadExitMsrsImport
 const storeExitMsrs = storeExitMsrsImport
@@ -43,8 +45,32 @@ type VmxStatus = VmxStatusType
 
 const TWO32 = 4294967296
 
+/** Word index of a field inside the region (exit-information fields are 32-bit or wider). */
+const wordOf = (field: number): number => byteOffset[field]! >>> 2
+const W_EXIT_REASON = wordOf(F.VM_EXIT_REASON)
+const W_EXIT_QUALIFICATION = wordOf(F.EXIT_QUALIFICATION)
+const W_GUEST_LINEAR_ADDRESS = wordOf(F.GUEST_LINEAR_ADDRESS)
+const W_GUEST_PHYSICAL_ADDRESS = wordOf(F.GUEST_PHYSICAL_ADDRESS)
+const W_EXIT_INTR_INFO = wordOf(F.VM_EXIT_INTR_INFO)
+const W_EXIT_INTR_ERROR_CODE = wordOf(F.VM_EXIT_INTR_ERROR_CODE)
+const W_IDT_VECTORING_INFO = wordOf(F.IDT_VECTORING_INFO_FIELD)
+const W_IDT_VECTORING_ERROR_CODE = wordOf(F.IDT_VECTORING_ERROR_CODE)
+const W_EXIT_INSTRUCTION_LEN = wordOf(F.VM_EXIT_INSTRUCTION_LEN)
+const W_VMX_INSTRUCTION_INFO = wordOf(F.VMX_INSTRUCTION_INFO)
+
 /** Which VMCS's guest state a register file holds (set when entry loads it fully or exit saves it). */
 const savedBy = new WeakMap<CpuState, ActiveVmcs>()
+// The last pair written to savedBy: while the same register file comes back (the common case),
+// its entry is known without a WeakMap lookup.
+let lastSavedCore: CpuState | null = null
+let lastSavedVmcs: ActiveVmcs | null = null
+const holderOf = (core: CpuState): ActiveVmcs | undefined => (core === lastSavedCore ? lastSavedVmcs! : savedBy.get(core))
+const markSaved = (core: CpuState, vmcs: ActiveVmcs): void => {
+  if (core === lastSavedCore && vmcs === lastSavedVmcs) return
+  savedBy.set(core, vmcs)
+  lastSavedCore = core
+  lastSavedVmcs = vmcs
+}
 const address = (lp: LogicalProcessor, field: number): number => lp.view.hi(field) * TWO32 + lp.view.lo(field)
 
 export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): VmxStatus => {
@@ -76,11 +102,11 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   // The register file still holds what the last exit of this VMCS saved unless another VMCS ran
   // on it since: then only the fields VMWRITE changed need loading.
   let flush = false
-  if (savedBy.get(core) === current && (current.guestWrites & GuestWrites.OTHER) === 0) {
-    loadChangedGuestState(view, core, current.guestWrites)
+  if (holderOf(core) === current && (current.guestWrites & GuestWrites.OTHER) === 0) {
+    if (current.guestWrites !== 0) loadChangedGuestState(view, core, current.guestWrites)
   } else {
     flush = loadGuestState(view, core)
-    savedBy.set(core, current)
+    markSaved(core, current)
   }
   current.guestWrites = 0
   const msrCount = view.lo(F.VM_ENTRY_MSR_LOAD_COUNT)
@@ -96,7 +122,7 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
     intercepts.configuredCaps = lp.caps
     current.controlsWritten = false
   } else {
-    intercepts.reloadPreemptionTimer(view, lp.caps.preemptionTimerShift)
+    intercepts.reloadPreemptionTimer(view, lp.caps.preemptionTimerScale)
   }
   if (flush || core.memory.generation !== lp.memoryGeneration) {
     core.flushTlb()
@@ -145,31 +171,32 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
   const view = lp.view
   const record = core.exit
   const current = lp.current!
-  view.setLo(F.VM_EXIT_REASON, record.reason)
-  view.setLo(F.EXIT_QUALIFICATION, record.qualificationLo)
-  view.setHi(F.EXIT_QUALIFICATION, record.qualificationHi)
-  view.setLo(F.GUEST_LINEAR_ADDRESS, record.guestLinearLo)
-  view.setHi(F.GUEST_LINEAR_ADDRESS, record.guestLinearHi)
-  view.setLo(F.GUEST_PHYSICAL_ADDRESS, record.guestPhysicalLo)
-  view.setHi(F.GUEST_PHYSICAL_ADDRESS, record.guestPhysicalHi)
-  view.setLo(F.VM_EXIT_INTR_INFO, record.interruptionInformation)
-  view.setLo(F.VM_EXIT_INTR_ERROR_CODE, record.interruptionErrorCode)
-  view.setLo(F.IDT_VECTORING_INFO_FIELD, record.idtVectoringInformation)
-  view.setLo(F.IDT_VECTORING_ERROR_CODE, record.idtVectoringErrorCode)
-  view.setLo(F.VM_EXIT_INSTRUCTION_LEN, record.instructionLength)
-  view.setLo(F.VMX_INSTRUCTION_INFO, record.instructionInformation)
+  const words = view.page.words
+  words[W_EXIT_REASON] = record.reason
+  words[W_EXIT_QUALIFICATION] = record.qualificationLo
+  words[W_EXIT_QUALIFICATION + 1] = record.qualificationHi
+  words[W_GUEST_LINEAR_ADDRESS] = record.guestLinearLo
+  words[W_GUEST_LINEAR_ADDRESS + 1] = record.guestLinearHi
+  words[W_GUEST_PHYSICAL_ADDRESS] = record.guestPhysicalLo
+  words[W_GUEST_PHYSICAL_ADDRESS + 1] = record.guestPhysicalHi
+  words[W_EXIT_INTR_INFO] = record.interruptionInformation
+  words[W_EXIT_INTR_ERROR_CODE] = record.interruptionErrorCode
+  words[W_IDT_VECTORING_INFO] = record.idtVectoringInformation
+  words[W_IDT_VECTORING_ERROR_CODE] = record.idtVectoringErrorCode
+  words[W_EXIT_INSTRUCTION_LEN] = record.instructionLength
+  words[W_VMX_INSTRUCTION_INFO] = record.instructionInformation
   // Every VM exit clears the valid bit of the VM-entry interruption-information field (27.2.3).
   const injection = view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
   if ((injection & 0x8000_0000) !== 0 && view.setLo(F.VM_ENTRY_INTR_INFO_FIELD, injection & 0x7fff_ffff)) {
     current.checks.fieldChanged(lp.ordinalOf(F.VM_ENTRY_INTR_INFO_FIELD))
   }
   saveGuestState(view, core, current.checks)
-  savedBy.set(core, current)
+  markSaved(core, current)
   current.guestWrites = 0
   const exitControls = view.lo(F.VM_EXIT_CONTROLS)
   if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (view.lo(F.PIN_BASED_VM_EXEC_CONTROL) & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
     const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
-    const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / 2 ** lp.caps.preemptionTimerShift)
+    const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / lp.caps.preemptionTimerScale)
     if (view.setLo(F.VMX_PREEMPTION_TIMER_VALUE, value)) current.checks.fieldChanged(lp.ordinalOf(F.VMX_PREEMPTION_TIMER_VALUE))
   }
   const storeCount = view.lo(F.VM_EXIT_MSR_STORE_COUNT)
@@ -200,8 +227,8 @@ const failedEntry = (lp: LogicalProcessor, reason: number, qualification: number
   return loadHostState(lp)
 }
 
-/** Host-state fields copied as 64-bit halves into the root state, by RootReg slot. */
-const HOST_WIDE: ReadonlyArray<readonly [number, number]> = [
+/** Host-state fields copied as 64-bit halves into the root state: RootReg word index, VMCS word index. */
+const HOST_WIDE_FIELDS: ReadonlyArray<readonly [number, number]> = [
   [RootReg.CR0, F.HOST_CR0],
   [RootReg.CR3, F.HOST_CR3],
   [RootReg.CR4, F.HOST_CR4],
@@ -215,6 +242,9 @@ const HOST_WIDE: ReadonlyArray<readonly [number, number]> = [
   [RootReg.SYSENTER_ESP, F.HOST_IA32_SYSENTER_ESP],
   [RootReg.SYSENTER_EIP, F.HOST_IA32_SYSENTER_EIP],
 ]
+const HOST_ROOT_WORD = Int32Array.from(HOST_WIDE_FIELDS, ([reg]) => reg * 2)
+const HOST_VMCS_WORD = Int32Array.from(HOST_WIDE_FIELDS, ([, field]) => byteOffset[field]! >>> 2)
+const HOST_WIDE_COUNT = HOST_WIDE_FIELDS.length
 
 const copyHost = (lp: LogicalProcessor, reg: number, field: number): void => {
   lp.root.words[reg * 2] = lp.view.lo(field)
@@ -226,9 +256,13 @@ const loadHostState = (lp: LogicalProcessor): VmxStatus => {
   const view = lp.view
   const root = lp.root
   const exitControls = view.lo(F.VM_EXIT_CONTROLS)
-  for (let i = 0; i < HOST_WIDE.length; i++) {
-    const [reg, field] = HOST_WIDE[i]!
-    copyHost(lp, reg, field)
+  const rootWords = root.words
+  const vmcsWords = view.page.words
+  for (let i = 0; i < HOST_WIDE_COUNT; i++) {
+    const r = HOST_ROOT_WORD[i]!
+    const v = HOST_VMCS_WORD[i]!
+    rootWords[r] = vmcsWords[v]!
+    rootWords[r + 1] = vmcsWords[v + 1]!
   }
   const selectors = root.selectors
   selectors.es = view.lo(F.HOST_ES_SELECTOR)

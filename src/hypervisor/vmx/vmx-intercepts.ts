@@ -130,9 +130,9 @@ export class VmxIntercepts implements Intercepts {
   }
 
   /** Re-arms the VMX-preemption timer from the VMCS (every entry reads it). */
-  reloadPreemptionTimer(view: VmcsView, preemptionShift: number): void {
+  reloadPreemptionTimer(view: VmcsView, preemptionScale: number): void {
     this.preemptionTimerRemaining =
-      (this.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? (view.lo(F.VMX_PREEMPTION_TIMER_VALUE) >>> 0) * 2 ** preemptionShift : -1
+      (this.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? (view.lo(F.VMX_PREEMPTION_TIMER_VALUE) >>> 0) * preemptionScale : -1
   }
 
   exitsOnHlt(): boolean {
