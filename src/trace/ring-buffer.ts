@@ -252,6 +252,43 @@ export class CpuRingBuffer {
     return word + 1
   }
 
+  /**
+   * reserve() and the accounting of commit() in one step, for writers whose payload cannot fail
+   * to be written (fixed-size records): `length` is recordLength(payloadBytes), computed once
+   * per call site. Returns the payload's word index or -1 (refused). The caller fills the payload
+   * and then calls wakeReaders().
+   */
+  reserveCommitted(payloadBytes: number, length: number, ts: number): number {
+    const last = this.lastStamp
+    if (ts < last) ts = last
+    const tail = this.tail
+    const used = this.pageUsed[tail]!
+    const delta = ts - last
+    if (used !== 0 && delta < DELTA_LIMIT && used + length <= PAGE_DATA_BYTES && !this.tailClosed && payloadBytes <= MAX_SMALL_PAYLOAD) {
+      // The common case: the event fits on the page being written, no time extend needed.
+      const word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
+      this.words[word] = ((length - 4) >> 2) | (delta << 5)
+      this.pageUsed[tail] = used + length
+      this.lastStamp = ts
+      this.pageEntries[tail]! += 1
+      this.entries++
+      this.entriesBytes += length
+      return word + 1
+    }
+    const w = this.reserve(payloadBytes, ts)
+    if (w < 0) return -1
+    this.pageEntries[this.tail]! += 1
+    this.entries++
+    this.entriesBytes += this.reservedLength
+    return w
+  }
+
+  /** Wakes a blocked trace_pipe reader after reserveCommitted()'s payload is written. */
+  wakeReaders(): void {
+    const wake = this.onCommit
+    if (wake !== undefined) wake()
+  }
+
   /** Commits the event reserved last (it is on the tail page: nothing writes in between). */
   commit(): void {
     this.pageEntries[this.tail]! += 1

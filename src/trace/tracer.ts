@@ -9,7 +9,7 @@ import { KVM_EVENT_NAMES, kvmEvents, type KvmEventName } from "./kvm-events.ts"
 import { commForDisplay, flagChars, formatSecondsUs, formatStampColumn, taskColumns } from "./output.ts"
 import { latin1Bytes, type LineBytes } from "./line-bytes.ts"
 import { appendPacked, compileFormat, formatPacked, plainConversions, type CompiledFormat, FormatError } from "./printf.ts"
-import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, pagesForBytes, PAGE_DATA_BYTES } from "./ring-buffer.ts"
+import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, pagesForBytes, PAGE_DATA_BYTES, recordLength } from "./ring-buffer.ts"
 
 /** Fixed ftrace record types (enum trace_type). */
 export const TRACE_PRINT = 5
@@ -65,6 +65,7 @@ export class PrintkSite {
     this.address = ADDRESS_LOW_BASE + index * 16
     this.textPrefix = functionName + ": " + format.literals[0]!
     this.payloadBytes = puts ? 24 : fixedArgBytes >= 0 ? 24 + ((fixedArgBytes + 3) & ~3) : -1
+    this.recordLength = this.payloadBytes >= 0 ? recordLength(this.payloadBytes) : -1
     this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
     this.words32 = this.wordPacked && this.is64.every((b) => b === 0) ? this.is64.length : -1
     const literals = [this.textPrefix, ...format.literals.slice(1)].map(latin1Bytes)
@@ -81,6 +82,8 @@ export class PrintkSite {
   readonly is64: Uint8Array
   /** Record payload when it does not depend on string arguments, else -1. */
   readonly payloadBytes: number
+  /** Bytes the record takes in a page (recordLength of payloadBytes), or -1. */
+  readonly recordLength: number
   /** Low word of the site's ip and fmt pointers. */
   readonly address: number
   /** `FUNC: ` and the format's text before its first conversion. */
@@ -363,13 +366,39 @@ export class Tracer {
 
   /** trace_printk from `site` with the staged arguments. Returns whether the record was stored. */
   printk(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
+    // The common case is kept small enough for the JIT to inline into the caller: 32-bit
+    // integer arguments only, the `local` trace clock, recording on.
+    const n32 = site.words32
+    if (n32 < 0 || this.clockMode !== 0 || !this.tracingOn || this.stoppers !== 0) {
+      return this.printkGeneral(cpu, pid, context, site)
+    }
+    const ring = this.rings[cpu]!
+    const source = this.clockSource
+    const ts = this.hasLocalClocks ? source.nowOn!(cpu) : source.nowNs()
+    const w = ring.reserveCommitted(site.payloadBytes, site.recordLength, ts)
+    if (w < 0) return false
+    const words = ring.words
+    const address = site.address
+    words[w] = TRACE_BPRINT | ((context & 0xffff) << 16)
+    words[w + 1] = pid
+    words[w + 2] = address
+    words[w + 3] = ADDRESS_HIGH
+    words[w + 4] = address
+    words[w + 5] = ADDRESS_HIGH
+    const argLo = this.argLo
+    for (let i = 0; i < n32; i++) words[w + 6 + i] = argLo[i]!
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+    return true
+  }
+
+  /** trace_printk for every site and clock (printk handles the common case). */
+  private printkGeneral(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
     if (!this.tracingOn || this.stoppers !== 0) return false
     const ring = this.rings[cpu]!
     const header = ((context & 0xffff) << 16) >>> 0
     if (site.wordPacked) {
-      // Fast path: only 4- and 8-byte integer arguments, stored as whole words.
-      const ts = this.clockMode === 0 && !this.hasLocalClocks ? this.clockSource.nowNs() : this.now(cpu)
-      const w = ring.reserve(site.payloadBytes, ts)
+      // Only 4- and 8-byte integer arguments, stored as whole words.
+      const w = ring.reserveCommitted(site.payloadBytes, site.recordLength, this.now(cpu))
       if (w < 0) return false
       const words = ring.words
       const address = site.address
@@ -379,19 +408,13 @@ export class Tracer {
       words[w + 3] = ADDRESS_HIGH
       words[w + 4] = address
       words[w + 5] = ADDRESS_HIGH
-      const argLo = this.argLo
-      const n32 = site.words32
-      if (n32 >= 0) {
-        for (let i = 0; i < n32; i++) words[w + 6 + i] = argLo[i]!
-      } else {
-        const is64 = site.is64
-        let at = w + 6
-        for (let i = 0; i < is64.length; i++) {
-          words[at++] = argLo[i]!
-          if (is64[i] === 1) words[at++] = this.argHi[i]!
-        }
+      const is64 = site.is64
+      let at = w + 6
+      for (let i = 0; i < is64.length; i++) {
+        words[at++] = this.argLo[i]!
+        if (is64[i] === 1) words[at++] = this.argHi[i]!
       }
-      ring.commit()
+      ring.wakeReaders()
       return true
     }
     if (site.puts) {
