@@ -165,6 +165,9 @@ const compileBlock_ = compileBlock
 const carryOf_ = carryOf
 const HOT = HOT_THRESHOLD
 const CANONICAL = 0x8000_0000_0000
+const canonicalTarget = (lin: number): boolean => lin < CANONICAL && lin >= -CANONICAL
+/** A code map with nothing decoded: lookups through it always go to fetchDecode. */
+const NO_CODE = new Int32Array(4096)
 
 const loop = (k: Engine, limit: number): RunOutcome => {
   const cpu = k.cpu
@@ -172,44 +175,57 @@ const loop = (k: Engine, limit: number): RunOutcome => {
   const hi = cpu.hi
   const F = cpu.flags
   const D = k.cache.records
-  let n = 0
+  // Budget units used, and those that retired no instruction (delivered events, REP chunks,
+  // faulting instructions): retired instructions = units - skipped, so the hot path counts once.
   let units = 0
+  let skipped = 0
   for (;;) {
-    // RIP and the current code page live in locals while the loop runs; cpu.rip is written
-    // back before anything out of line (boundary work, fetch, slow handlers, faults) can read
-    // it, and the page is reloaded after anything that may switch it.
+    // RIP lives in locals while the loop runs, as the linear base of its 4 KiB page (`base`,
+    // an exact double) plus the offset in the page (`pc`, a small integer): the chain from one
+    // instruction to the next is then integer adds and two typed-array loads, with no double
+    // arithmetic. `map` is the page's decoded-record map when the engine's current code page is
+    // this page, else NO_CODE (every lookup misses and goes through fetchDecode). cpu.rip is
+    // written back before anything out of line (boundary work, fetch, slow handlers, faults)
+    // can read it, and base/pc/map are recomputed after anything that may move RIP.
     let rip = cpu.rip
-    let codeBase = k.codeBase
-    let codeMap = k.codeMap
+    let base = Math.floor(rip / 4096) * 4096
+    let pc = (rip - base) | 0
+    let map = base === k.codeBase ? k.codeMap : NO_CODE
+    // cpu.attention in a local: only out-of-line work (boundary, slow handlers) can set it.
+    let attention = cpu.attention
     // Set when a branch was taken: the next instruction is a candidate block start.
     let landed = false
     try {
       while (units < limit) {
-        if (cpu.attention !== 0) {
-          cpu.rip = rip
+        if (attention !== 0) {
+          cpu.rip = base + pc
           const b = boundary(k)
           rip = cpu.rip
-          codeBase = k.codeBase
-          codeMap = k.codeMap
+          base = Math.floor(rip / 4096) * 4096
+          pc = (rip - base) | 0
+          map = base === k.codeBase ? k.codeMap : NO_CODE
+          attention = cpu.attention
           if (b === DELIVERED) {
             units++
+            skipped++
             continue
           }
           if (b >= 0) {
             k.used = units
-            cpu.instructionsRetired += n
+            cpu.instructionsRetired += units - skipped
             return b as RunOutcome
           }
         }
-        const off = rip - codeBase
         let i: number
-        if (off >= 0 && off < 4096 && (i = codeMap[off]! - 1) >= 0) {
-          // cached
+        if (pc >= 0 && pc < 4096 && (i = map[pc]! - 1) >= 0) {
+          // decoded before
         } else {
+          rip = base + pc
           cpu.rip = rip
           i = fetchDecode_(k, rip)
-          codeBase = k.codeBase
-          codeMap = k.codeMap
+          base = Math.floor(rip / 4096) * 4096
+          pc = (rip - base) | 0
+          map = base === k.codeBase ? k.codeMap : NO_CODE
         }
         if (landed) {
           landed = false
@@ -219,7 +235,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             const r = i >> 4
             let b = bc.blockOf[r]!
             if (b === 0 && ++bc.heat[r]! >= HOT) {
-              const compiled = compileBlock_(D, codeMap, rip - codeBase)
+              const compiled = compileBlock_(D, map, pc)
               if (compiled === null) b = -1
               else {
                 b = bc.functions.length
@@ -229,16 +245,18 @@ const loop = (k: Engine, limit: number): RunOutcome => {
               bc.blockOf[r] = b
             }
             if (b > 0 && units + bc.lengths[b]! <= limit) {
-              const u = bc.functions[b]!(lo, hi, F, k, rip, limit - units, carryOf_)
-              n += u
+              const u = bc.functions[b]!(lo, hi, F, k, base + pc, limit - units, carryOf_)
               units += u
               landed = true
               rip = k.blockRip
+              base = Math.floor(rip / 4096) * 4096
+              pc = (rip - base) | 0
+              map = base === k.codeBase ? k.codeMap : NO_CODE
               continue
             }
           }
         }
-        const next = rip + D[i + LEN]!
+        const next = pc + D[i + LEN]!
         switch (D[i + OP]!) {
           case /* Op.ADD_RR64 */ 119: {
             const d = D[i + RM]!
@@ -260,7 +278,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = rLo
             F.resHi = rHi
-            rip = next
+            pc = next
             break
           }
           case /* Op.SUB_RR64 */ 120: {
@@ -283,7 +301,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = rLo
             F.resHi = rHi
-            rip = next
+            pc = next
             break
           }
           case /* Op.CMP_RR64 */ 127: {
@@ -302,7 +320,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = diff | 0
             F.resHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
-            rip = next
+            pc = next
             break
           }
           case /* Op.XOR_RR64 */ 121: {
@@ -316,7 +334,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.size = 8
             F.resLo = rLo
             F.resHi = rHi
-            rip = next
+            pc = next
             break
           }
           case /* Op.XOR_RR32 */ 128: {
@@ -328,7 +346,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.size = 4
             F.resLo = rLo
             F.resHi = 0
-            rip = next
+            pc = next
             break
           }
           case /* Op.INC_R64 */ 122: {
@@ -351,7 +369,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.resLo = rLo
             F.resHi = rHi
             F.cin = cf
-            rip = next
+            pc = next
             break
           }
           case /* Op.DEC_R64 */ 123: {
@@ -373,33 +391,35 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.resLo = rLo
             F.resHi = rHi
             F.cin = cf
-            rip = next
+            pc = next
             break
           }
           case /* Op.JNZ */ 124: {
             const zf = F.op === 0 ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
             if (!zf) {
               const t = next + D[i + IMMLO]!
-              if (t >= CANONICAL || t < -CANONICAL) {
-                cpu.rip = rip
+              // A target inside this (canonical) page needs no check; elsewhere #GP(0) at the branch.
+              if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
+                cpu.rip = base + pc
                 k.gp(0)
               }
-              rip = t
+              pc = t
               landed = true
-            } else rip = next
+            } else pc = next
             break
           }
           case /* Op.JZ */ 125: {
             const zf = F.op === 0 ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
             if (zf) {
               const t = next + D[i + IMMLO]!
-              if (t >= CANONICAL || t < -CANONICAL) {
-                cpu.rip = rip
+              // A target inside this (canonical) page needs no check; elsewhere #GP(0) at the branch.
+              if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
+                cpu.rip = base + pc
                 k.gp(0)
               }
-              rip = t
+              pc = t
               landed = true
-            } else rip = next
+            } else pc = next
             break
           }
           case /* Op.MOV_RR64 */ 126: {
@@ -407,7 +427,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             const s = D[i + REG]!
             lo[d] = lo[s]!
             hi[d] = hi[s]!
-            rip = next
+            pc = next
             break
           }
           case /* Op.ADD_RI64 */ 129: {
@@ -429,7 +449,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = rLo
             F.resHi = rHi
-            rip = next
+            pc = next
             break
           }
           case /* Op.CMP_RI64 */ 130: {
@@ -447,11 +467,11 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             F.bHi = bHi
             F.resLo = diff | 0
             F.resHi = (aHi - bHi - (diff < 0 ? 1 : 0)) | 0
-            rip = next
+            pc = next
             break
           }
           case /* Op.ENDBR */ 132:
-            rip = next
+            pc = next
             break
           default: {
             // Outside the dense range 119..132 (which V8 turns into a jump table): the other
@@ -460,68 +480,73 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             if (op === /* Op.JCC */ 50) {
               if (F.cond(D[i + SUB]!)) {
                 const t = next + D[i + IMMLO]!
-                if (t >= CANONICAL || t < -CANONICAL) {
-                  cpu.rip = rip
+                if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
+                  cpu.rip = base + pc
                   k.gp(0)
                 }
-                rip = t
+                pc = t
                 landed = true
-              } else rip = next
+              } else pc = next
               break
             }
             if (op === /* Op.JMP_REL */ 51) {
               const t = next + D[i + IMMLO]!
-              if (t >= CANONICAL || t < -CANONICAL) {
-                cpu.rip = rip
+              // A target inside this (canonical) page needs no check; elsewhere #GP(0) at the branch.
+              if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
+                cpu.rip = base + pc
                 k.gp(0)
               }
-              rip = t
+              pc = t
               landed = true
               break
             }
             if (op === /* Op.NOP */ 77) {
-              rip = next
+              pc = next
               break
             }
+            rip = base + pc
             cpu.rip = rip
-            const r = executeSlow_(k, D, i, rip, next)
+            const r = executeSlow_(k, D, i, rip, base + next)
             rip = cpu.rip
-            codeBase = k.codeBase
-            codeMap = k.codeMap
+            base = Math.floor(rip / 4096) * 4096
+            pc = (rip - base) | 0
+            map = base === k.codeBase ? k.codeMap : NO_CODE
+            attention = cpu.attention
             if (r >= 0) {
               k.used = units
-              cpu.instructionsRetired += n
+              cpu.instructionsRetired += units - skipped
               return r as RunOutcome
             }
             if (r === -2) {
               // A chunk of a REP string instruction: each iteration uses one unit of budget,
               // and the instruction retires only when its last chunk completes.
               units += k.repIterations
+              skipped += k.repIterations
               continue
             }
           }
         }
-        n++
         units++
       }
-      cpu.rip = rip
+      cpu.rip = base + pc
       k.used = units
-      cpu.instructionsRetired += n
+      cpu.instructionsRetired += units - skipped
       return RunOutcome.BUDGET
     } catch (e) {
       if (e === FAULT_) {
         units++
+        skipped++
         try {
           k.deliver(k.faultVector, InterruptionType.HARDWARE_EXCEPTION, k.faultError, cpu.rip, 0)
         } catch (e2) {
-          if (e2 === EXIT_) return finish(k, n, units, RunOutcome.VM_EXIT)
-          if (e2 === SHUTDOWN_) return finish(k, n, units, RunOutcome.SHUTDOWN)
+          if (e2 === EXIT_) return finish(k, units - skipped, units, RunOutcome.VM_EXIT)
+          if (e2 === SHUTDOWN_) return finish(k, units - skipped, units, RunOutcome.SHUTDOWN)
           throw e2
         }
         continue
       }
-      if (e === EXIT_) return finish(k, n, units, RunOutcome.VM_EXIT)
-      if (e === SHUTDOWN_) return finish(k, n, units, RunOutcome.SHUTDOWN)
+      if (e === EXIT_) return finish(k, units - skipped, units, RunOutcome.VM_EXIT)
+      if (e === SHUTDOWN_) return finish(k, units - skipped, units, RunOutcome.SHUTDOWN)
       throw e
     }
   }
