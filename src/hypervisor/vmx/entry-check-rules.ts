@@ -120,6 +120,13 @@ const SEGMENTS = [
   [F.GUEST_GS_SELECTOR, F.GUEST_GS_BASE, F.GUEST_GS_LIMIT, F.GUEST_GS_AR_BYTES],
 ] as const
 const SEGMENT_FIELDS = SEGMENTS.flat()
+/** DS ES FS GS (SEGMENTS from index 2 on) and the SS DS ES bases, hoisted out of the checks. */
+const DATA_SEGMENTS = SEGMENTS.slice(2)
+const SS_DS_ES_BASES = [
+  [F.GUEST_SS_BASE, F.GUEST_SS_AR_BYTES],
+  [F.GUEST_DS_BASE, F.GUEST_DS_AR_BYTES],
+  [F.GUEST_ES_BASE, F.GUEST_ES_AR_BYTES],
+] as const
 const TR_FIELDS = [F.GUEST_TR_SELECTOR, F.GUEST_TR_BASE, F.GUEST_TR_LIMIT, F.GUEST_TR_AR_BYTES]
 const LDTR_FIELDS = [F.GUEST_LDTR_SELECTOR, F.GUEST_LDTR_BASE, F.GUEST_LDTR_LIMIT, F.GUEST_LDTR_AR_BYTES]
 
@@ -130,10 +137,10 @@ const rule = (name: string, fields: ReadonlyArray<number>, passes: (ctx: CheckCo
   passes,
 })
 
-const injection = (ctx: CheckContext): { valid: boolean; type: number; vector: number } => {
-  const info = ctx.view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
-  return { valid: (info & 0x8000_0000) !== 0, type: (info >>> 8) & 7, vector: info & 0xff }
-}
+// The VM-entry interruption-information field taken apart (numbers: no object per check).
+const injectionInfo = (ctx: CheckContext): number => ctx.view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
+const injectionValid = (info: number): boolean => (info & 0x8000_0000) !== 0
+const injectionType = (info: number): number => (info >>> 8) & 7
 
 export const checkRules: ReadonlyArray<CheckRule> = [
   rule("ctl.pin.allowed", [F.PIN_BASED_VM_EXEC_CONTROL], (ctx) => respects(pin(ctx), ctx.caps.pin.allowed0, ctx.caps.pin.allowed1)),
@@ -231,7 +238,8 @@ export const checkRules: ReadonlyArray<CheckRule> = [
     (ctx) => {
       const info = ctx.view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
       if ((info & 0x8000_0000) === 0) return true
-      const { type, vector } = injection(ctx)
+      const type = injectionType(info)
+      const vector = info & 0xff
       if (type === 1) return false
       if (type === 2 && vector !== 2) return false
       if (type === 3 && vector > 31) return false
@@ -366,7 +374,7 @@ export const checkRules: ReadonlyArray<CheckRule> = [
     if (!canonical(ctx, F.GUEST_FS_BASE) || !canonical(ctx, F.GUEST_GS_BASE) || !canonical(ctx, F.GUEST_TR_BASE)) return false
     if (usable(ctx.view.lo(F.GUEST_LDTR_AR_BYTES)) && !canonical(ctx, F.GUEST_LDTR_BASE)) return false
     if (ctx.view.hi(F.GUEST_CS_BASE) !== 0) return false
-    for (const [base, ar] of [[F.GUEST_SS_BASE, F.GUEST_SS_AR_BYTES], [F.GUEST_DS_BASE, F.GUEST_DS_AR_BYTES], [F.GUEST_ES_BASE, F.GUEST_ES_AR_BYTES]] as const) {
+    for (const [base, ar] of SS_DS_ES_BASES) {
       if (usable(ctx.view.lo(ar)) && ctx.view.hi(base) !== 0) return false
     }
     return true
@@ -399,7 +407,7 @@ export const checkRules: ReadonlyArray<CheckRule> = [
   }),
   rule("guest.data-segments.access-rights", [F.GUEST_RFLAGS, ...SEGMENT_FIELDS], (ctx) => {
     if ((ctx.view.lo(F.GUEST_RFLAGS) & RFLAGS_VM) !== 0) return true
-    for (const [, , limit, arField] of SEGMENTS.slice(2)) {
+    for (const [, , limit, arField] of DATA_SEGMENTS) {
       const ar = ctx.view.lo(arField)
       if (!usable(ar)) continue
       const type = arType(ar)
@@ -436,8 +444,8 @@ export const checkRules: ReadonlyArray<CheckRule> = [
     // Reserved: 63:22, 15, 5, 3; bit 1 must be 1.
     if (ctx.view.hi(F.GUEST_RFLAGS) !== 0 || (lo & 0xffc0_8028) !== 0 || (lo & 2) === 0) return false
     if ((lo & RFLAGS_VM) !== 0 && (ia32eGuest(ctx) || (ctx.view.lo(F.GUEST_CR0) & CR0_PE) === 0)) return false
-    const { valid, type } = injection(ctx)
-    return !(valid && type === 0 && (lo & RFLAGS_IF) === 0)
+    const injected = injectionInfo(ctx)
+    return !(injectionValid(injected) && injectionType(injected) === 0 && (lo & RFLAGS_IF) === 0)
   }),
   rule("guest.activity-state", [F.GUEST_ACTIVITY_STATE, F.GUEST_SS_AR_BYTES], (ctx) => {
     const state = ctx.view.lo(F.GUEST_ACTIVITY_STATE) >>> 0
@@ -450,7 +458,9 @@ export const checkRules: ReadonlyArray<CheckRule> = [
     if ((info & 0xffff_ffe0) !== 0 || (info & 4) !== 0) return false
     if ((info & 3) === 3) return false
     if ((info & 1) !== 0 && (ctx.view.lo(F.GUEST_RFLAGS) & RFLAGS_IF) === 0) return false
-    const { valid, type } = injection(ctx)
+    const injected = injectionInfo(ctx)
+    const valid = injectionValid(injected)
+    const type = injectionType(injected)
     if (valid && type === 0 && (info & 3) !== 0) return false
     if (valid && type === 2 && (info & 1) !== 0) return false
     return true

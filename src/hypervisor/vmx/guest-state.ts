@@ -21,6 +21,8 @@ const byteOffset = byteOffsetImport
 const GuestWrites = GuestWritesImport
 
 const TWO32 = 4294967296
+/** CF PF AF ZF SF OF. */
+const RFLAGS_STATUS_FLAGS = 0x8d5
 const EFER_LME = 1 << 8
 const EFER_LMA = 1 << 10
 
@@ -240,7 +242,15 @@ export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: Entr
   put(W_GUEST_RSP, O_GUEST_RSP, cpu.lo[4]! >>> 0, cpu.hi[4]! >>> 0)
   const rip = cpu.rip
   put(W_GUEST_RIP, O_GUEST_RIP, loOfDouble(rip), hiOfDouble(rip))
-  put(W_GUEST_RFLAGS, O_GUEST_RFLAGS, cpu.getRflags32() >>> 0, 0)
+  const rflags = cpu.getRflags32() >>> 0
+  const oldRflags = words[W_GUEST_RFLAGS]!
+  const oldRflagsHi = words[W_GUEST_RFLAGS + 1]!
+  if (oldRflags !== rflags || oldRflagsHi !== 0) {
+    words[W_GUEST_RFLAGS] = rflags
+    words[W_GUEST_RFLAGS + 1] = 0
+    // No entry check reads the arithmetic status flags: a change confined to them re-checks nothing.
+    if (((oldRflags ^ rflags) & ~RFLAGS_STATUS_FLAGS) !== 0 || oldRflagsHi !== 0) checks.fieldChanged(O_GUEST_RFLAGS)
+  }
   saveSegments(cpu)
   put(W_GUEST_GDTR_BASE, O_GUEST_GDTR_BASE, cpu.gdtrBaseLo >>> 0, cpu.gdtrBaseHi >>> 0)
   put32(W_GUEST_GDTR_LIMIT, O_GUEST_GDTR_LIMIT, cpu.gdtrLimit)
