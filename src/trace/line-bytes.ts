@@ -43,6 +43,14 @@ export class LineBytes {
     this.view = Buffer.from(bigger.buffer, 0, size)
   }
 
+  /** Empties the buffer and lets a buffer bigger than `maxBytes` go. */
+  release(maxBytes: number): void {
+    this.length = 0
+    if (this.bytes.length <= maxBytes) return
+    this.bytes = new Uint8Array(1 << 16)
+    this.view = Buffer.from(this.bytes.buffer, 0, this.bytes.length)
+  }
+
   /** The text of bytes [start, end). */
   text(start: number, end: number): string {
     return start === end ? "" : this.view.toString("latin1", start, end)
@@ -135,6 +143,38 @@ export class LineBytes {
       this.hex32(hi)
       this.hex32Padded(lo)
     }
+  }
+
+  /**
+   * A line's start: `prefix` (the cached `comm-pid [cpu] flags ` bytes) and the time stamp
+   * column, in one pass with the position in a local (the hottest part of reading).
+   */
+  prefixAndStamp(prefix: Uint8Array, ns: number): void {
+    const n = prefix.length
+    this.ensure(n + 32)
+    const bytes = this.bytes
+    let at = this.length
+    for (let i = 0; i < n; i++) bytes[at++] = prefix[i]!
+    const us = Math.floor((ns + 500) / 1000)
+    const secs = Math.floor(us / 1_000_000)
+    if (secs !== this.stampSecs) {
+      this.length = at
+      this.stampColumn(ns)
+      return
+    }
+    let rem = (us - secs * 1_000_000) | 0
+    const cached = this.stampSecsBytes
+    const m = this.stampSecsLength
+    for (let i = 0; i < m; i++) bytes[at++] = cached[i]!
+    bytes[at] = 0x2e // "."
+    for (let i = 6; i >= 1; i--) {
+      const q = (rem / 10) | 0
+      bytes[at + i] = DIGIT_0 + (rem - q * 10)
+      rem = q
+    }
+    bytes[at + 7] = 0x3a // ":"
+    bytes[at + 8] = 0x20
+    this.length = at + 9
   }
 
   /** `%5lu.%06lu: ` of a nanosecond time, microseconds rounded to nearest (ns2usecs). */

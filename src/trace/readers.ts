@@ -15,6 +15,15 @@ const flatten = (s: string): string => {
   return s
 }
 
+/**
+ * The buffer every reader formats into. Sharing it is safe because a fill runs to its end
+ * synchronously and turns the bytes into a string before returning; it keeps its size between
+ * reads so that large reads do not grow a fresh buffer each time.
+ */
+const sharedLineBytes = new LineBytes()
+/** Largest buffer kept after a whole-file read (bigger ones are let go). */
+const RETAINED_BYTES = 32 << 20
+
 /** A trace_pipe read returns at most PAGE_SIZE − 1 bytes (tracing_read_pipe). */
 export const PIPE_READ_MAX = 4095
 export const EAGAIN = 11
@@ -34,7 +43,7 @@ export class TraceSnapshotReader {
   private closed = false
   private readonly comms = new Map<number, string>()
   private readonly prefixes = new LinePrefixes()
-  private readonly out = new LineBytes()
+  private readonly out = sharedLineBytes
 
   constructor(
     private readonly tracer: Tracer,
@@ -73,6 +82,7 @@ export class TraceSnapshotReader {
     let text = this.pending
     this.pending = ""
     if (!this.finished) text = this.fill(text, Number.POSITIVE_INFINITY)
+    this.out.release(RETAINED_BYTES)
     return text
   }
 

@@ -71,7 +71,11 @@ export class PrintkSite {
     const literals = [this.textPrefix, ...format.literals.slice(1)].map(latin1Bytes)
     this.literalBytes = literals.every((l) => l !== null) ? (literals as Array<Uint8Array>) : null
     this.plain = plainConversions(format)
+    this.plainWords32 =
+      this.words32 >= 0 && format.conversions.every((c, i) => this.plain[i] === 1 && c.storage === 4 && (c.conv === "d" || c.conv === "i" || c.conv === "u" || c.conv === "x"))
   }
+  /** Every argument a 32-bit %d, %i, %u or %x without flags, width or precision. */
+  readonly plainWords32: boolean
   /** textPrefix and the format's later literals as Latin-1 bytes, for formatting into a LineBytes; null if one cannot be. */
   readonly literalBytes: ReadonlyArray<Uint8Array> | null
   /** Per conversion: 1 when it has no flags, width or precision. */
@@ -568,7 +572,8 @@ export class Tracer {
   }
 
   private siteAt(address: number): PrintkSite | undefined {
-    return this.sites[(address - ADDRESS_LOW_BASE) / 16]
+    const offset = address - ADDRESS_LOW_BASE
+    return offset >= 0 && (offset & 15) === 0 ? this.sites[offset >>> 4] : undefined
   }
 
   /** The timestamp column: `%5lu.%06lu` for nanosecond clocks, `%12llu` otherwise. */
@@ -629,8 +634,7 @@ export class Tracer {
     const ts = cursor.ts
     if (prefix === null || prefix === undefined || this.clockMode > 1 || !(ts >= 0 && ts < 2 ** 53)) return false
     const start = out.length
-    out.raw(prefix)
-    out.stampColumn(ts)
+    out.prefixAndStamp(prefix, ts)
     if (this.appendEventText(out, words, ring.bytes, cursor)) return true
     out.length = start
     return false
@@ -643,6 +647,24 @@ export class Tracer {
     if (type === TRACE_BPRINT) {
       const site = this.siteAt(words[w + 2]!)
       if (site === undefined || site.literalBytes === null) return false
+      if (site.plainWords32 && cursor.payloadBytes === site.payloadBytes) {
+        // Every argument a bare 32-bit %d/%i/%u/%x: one word each, read as words.
+        const literals = site.literalBytes
+        const conversions = site.format.conversions
+        out.raw(literals[0]!)
+        for (let i = 0; i < conversions.length; i++) {
+          const value = words[w + 6 + i]!
+          const conv = conversions[i]!.conv
+          if (conv === "x") out.hex32(value)
+          else if (conv === "u" || (value & 0x80000000) === 0) out.uint(value)
+          else {
+            out.byte(0x2d) // "-"
+            out.uint(0x100000000 - value)
+          }
+          out.raw(literals[i + 1]!)
+        }
+        return true
+      }
       return appendPacked(out, site.format, site.literalBytes, site.plain, bytes, (w + 6) * 4, cursor.payloadBytes - 24)
     }
     if (type === TRACE_PRINT) {
