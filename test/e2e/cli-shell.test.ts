@@ -119,15 +119,20 @@ describe("kvmsim shell on a terminal (tmux)", () => {
       t("new-session", "-d", "-s", plain, "-x", "120", "-y", "20", "-c", repoRoot, `env NO_COLOR=1 TERM=xterm-256color ${process.execPath} ${bin} shell; sleep 60`)
       await waitFor("root@kvmsim:/#") // capture-pane drops trailing spaces
       expect(t("capture-pane", "-p", "-e", "-t", session)).toContain("\x1b[")
-      // Completion of a verb and of path components.
-      t("send-keys", "-t", session, "ec", "Tab")
-      t("send-keys", "-t", session, "-l", "hi ")
+      // Completion of a verb and of path components. Each Tab is sent once the typed text is on
+      // the screen: readline treats a Tab arriving in the same chunk as other keys as pasted text.
+      const typeThenTab = async (text: string, completed: RegExp) => {
+        t("send-keys", "-t", session, "-l", text)
+        await waitFor(new RegExp(`${text.replace(/[/.]/g, "\\$&")}$`, "m"))
+        t("send-keys", "-t", session, "Tab")
+        await waitFor(completed)
+      }
+      await typeThenTab("ec", /# echo ?$/m) // capture-pane drops the trailing space
+      t("send-keys", "-t", session, "-l", "hi")
       t("send-keys", "-t", session, "Enter")
       await waitFor(/^hi$/m)
-      t("send-keys", "-t", session, "-l", "cd /sys/kern")
-      t("send-keys", "-t", session, "Tab")
-      t("send-keys", "-t", session, "-l", "trac")
-      t("send-keys", "-t", session, "Tab")
+      await typeThenTab("cd /sys/kern", /# cd \/sys\/kernel\/$/m)
+      await typeThenTab("trac", /# cd \/sys\/kernel\/tracing\/$/m)
       t("send-keys", "-t", session, "Enter")
       await waitFor("root@kvmsim:/sys/kernel/tracing#")
       // History: Up brings back the last line.
