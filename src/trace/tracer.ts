@@ -133,11 +133,12 @@ export class Tracer {
   readonly kvm: Record<KvmEventName, TraceEventType>
   readonly events: ReadonlyArray<TraceEventType>
   readonly eventEnabled: Uint8Array
-  private readonly eventsById: Array<TraceEventType | undefined> = []
+  // Indexed by event id (up to ~1600): filled densely so lookups stay fast array accesses.
+  private readonly eventsById: Array<TraceEventType | undefined>
   /** `name: ` of each event, by id. */
-  private readonly eventPrefix: Array<string> = []
+  private readonly eventPrefix: Array<string | undefined>
   /** The same as bytes. */
-  private readonly eventPrefixBytes: Array<Uint8Array> = []
+  private readonly eventPrefixBytes: Array<Uint8Array | undefined>
 
   private readonly sites: Array<PrintkSite> = []
   private readonly siteKeys = new Map<string, PrintkSite>()
@@ -170,6 +171,10 @@ export class Tracer {
     this.kvm = kvmEvents(this.era)
     this.events = KVM_EVENT_NAMES.map((n) => this.kvm[n])
     this.eventEnabled = new Uint8Array(this.events.length)
+    const ids = Math.max(...this.events.map((e) => e.id)) + 1
+    this.eventsById = new Array<TraceEventType | undefined>(ids).fill(undefined)
+    this.eventPrefix = new Array<string | undefined>(ids).fill(undefined)
+    this.eventPrefixBytes = new Array<Uint8Array | undefined>(ids).fill(undefined)
     for (const e of this.events) {
       this.eventsById[e.id] = e
       this.eventPrefix[e.id] = e.name + ": "
