@@ -174,6 +174,20 @@ export interface Intercepts {
   exitsOnException(vector: number, errorCode: number): boolean
   /** MOV to/from DR (the "MOV-DR exiting" control); absent means never. */
   exitsOnDrAccess?(): boolean
+  /**
+   * Secondary control "enable RDTSCP": when false, RDTSCP raises #UD in non-root mode (before
+   * any exit). Absent means enabled. (INVPCID needs no such hook: the core does not simulate
+   * INVPCID, which is #UD whatever "enable INVPCID" says, as on a processor without it.)
+   */
+  rdtscpEnabled?: boolean
+  /** "WBINVD exiting": WBINVD and WBNOINVD exit with reason 54. Absent means never. */
+  exitsOnWbinvd?(): boolean
+  /**
+   * "Descriptor-table exiting": LGDT/LIDT/SGDT/SIDT exit with reason 46, LLDT/LTR/SLDT/STR with
+   * reason 47, after the privilege (CPL, UMIP) checks and before any memory access, with the
+   * SDM's instruction-information layout. Absent means never.
+   */
+  exitsOnDescriptorTable?(): boolean
 }
 
 /** An Intercepts that exits on nothing: for tests and anything that wants native behaviour. */

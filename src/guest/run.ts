@@ -50,6 +50,10 @@ export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
     k.flushTlb()
   }
   const ic = cpu.intercepts
+  const gp = ic !== null ? ic.guestPhysical : null
+  if (cpu.cr0 !== k.ctxCr0 || cpu.cr4 !== k.ctxCr4 || cpu.efer !== k.ctxEfer || cpu.cpl !== k.ctxCpl || ic !== k.ctxIntercepts || gp !== k.ctxGuestPhysical) {
+    k.flushTlb()
+  }
   let limit = budget
   let timerStops = false
   let mtf = false
@@ -67,6 +71,12 @@ export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
     }
   }
   const r = loop(k, limit)
+  k.ctxCr0 = cpu.cr0
+  k.ctxCr4 = cpu.cr4
+  k.ctxEfer = cpu.efer
+  k.ctxCpl = cpu.cpl
+  k.ctxIntercepts = cpu.intercepts
+  k.ctxGuestPhysical = cpu.intercepts !== null ? cpu.intercepts.guestPhysical : null
   if (ic !== null && ic.preemptionTimerRemaining >= 0) {
     ic.preemptionTimerRemaining = Math.max(0, ic.preemptionTimerRemaining - k.used)
   }
@@ -557,6 +567,38 @@ const finish = (k: Engine, n: number, units: number, r: RunOutcome): RunOutcome 
   k.cpu.instructionsRetired += n
   k.deliveringVector = -1
   return r
+}
+
+/**
+ * VM-entry event injection (SDM Vol. 3C 27.6): delivers `vector` of InterruptionType `type`
+ * (0 external interrupt, 2 NMI, 3 hardware exception, 4 software interrupt, 5 privileged
+ * software exception, 6 software exception) through the guest IDT as if at the instruction
+ * boundary at RIP. The injected event itself is not subject to the exception bitmap; a fault
+ * while delivering it is (and escalates to #DF / triple fault as usual). Software events push
+ * RIP + `length` (the VM-entry instruction length). `errorCode` is -1 when the event has none.
+ * Type 7 ("other event", a pending MTF exit) delivers nothing. Returns true when the guest can
+ * run; false when the delivery caused a VM exit (`cpu.exit` filled, the injected event in its
+ * IDT-vectoring fields) or, without intercepts, a triple fault (activity state shutdown).
+ */
+export const injectEvent = (cpu: CpuState, vector: number, type: number, errorCode: number, length: number): boolean => {
+  if (type === 7) return true
+  const k = engineOf(cpu)
+  const software =
+    type === InterruptionType.SOFTWARE_INTERRUPT || type === InterruptionType.SOFTWARE_EXCEPTION || type === InterruptionType.PRIVILEGED_SOFTWARE_EXCEPTION
+  const returnRip = software ? cpu.rip + length : cpu.rip
+  cpu.activityState = ActivityState.ACTIVE
+  k.injecting = true
+  try {
+    k.deliver(vector & 0xff, type, errorCode, returnRip, software ? length : 0, cpu.rip)
+  } catch (e) {
+    k.deliveringVector = -1
+    if (e === EXIT || e === SHUTDOWN) return false
+    throw e
+  } finally {
+    k.injecting = false
+  }
+  cpu.attention = 1
+  return true
 }
 
 /**

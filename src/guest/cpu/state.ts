@@ -187,6 +187,9 @@ export class CpuState {
   /** Sets RIP; a non-canonical value is stored as its sign-extension from bit 47 (callers validate). */
   setRip(v: bigint): void {
     this.rip = Number(BigInt.asIntN(48, v))
+    // A RIP set from outside (KVM_SET_REGS, a test, a loader) may come with page tables or
+    // code the host rewrote: the next runBatch fetches through fresh translations.
+    this.flushTlb()
   }
   isCanonical(v: bigint): boolean {
     return BigInt.asIntN(48, v) === BigInt.asIntN(64, v)

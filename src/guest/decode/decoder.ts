@@ -31,8 +31,13 @@ export class DecodedInstruction {
   osz = 4
   /** Address size in bytes (4 or 8). */
   asz = 8
-  /** Segment override (Seg number) or -1. */
+  /** Segment override that takes effect in 64-bit mode (FS or GS as a Seg number) or -1. */
   seg = -1
+  /**
+   * The last segment-override prefix as written (Seg number 0..5: ES CS SS DS FS GS) or -1,
+   * including ES/CS/SS/DS, which 64-bit mode ignores: what a disassembler prints.
+   */
+  segPrefix = -1
   lock = false
   /** 0 none, 1 REP/REPE (F3), 2 REPNE (F2): the last of F2/F3 wins. */
   rep = 0
@@ -75,6 +80,7 @@ export class DecodedInstruction {
     this.osz = 4
     this.asz = 8
     this.seg = -1
+    this.segPrefix = -1
     this.lock = false
     this.rep = 0
     this.opsizePrefix = false
@@ -181,12 +187,15 @@ export const decodeInstruction = (bytes: Uint8Array, start: number, available: n
       case 0x36:
       case 0x3e:
         // ES/CS/SS/DS overrides are ignored in 64-bit mode (but FS/GS set earlier stay).
+        if (d.seg < 0) d.segPrefix = (b >> 3) & 3
         break
       case 0x64:
         d.seg = 4
+        d.segPrefix = 4
         break
       case 0x65:
         d.seg = 5
+        d.segPrefix = 5
         break
       default:
         isPrefix = false

@@ -1,5 +1,6 @@
-// Handler numbers: what a decoded instruction does. The interpreter switches on these (one dense
-// switch, so V8 emits a jump table); `sub` refines a handler (ALU operation, condition code...).
+// Handler numbers: what a decoded instruction does. The interpreter switches on these with
+// literal case labels (V8 emits a jump table only for literals; test/guest/dispatch-labels.test.ts
+// keeps the literals equal to this table); `sub` refines a handler (ALU operation, condition code...).
 
 export const Op = {
   UD: 0,

@@ -83,6 +83,19 @@ export class Engine {
   blocksEnabled = true
   /** Budget units the last runBatch used. */
   used = 0
+  /** Set by injectEvent for the one delivery that must bypass the exception bitmap. */
+  injecting = false
+  /**
+   * What translations and fetch permissions depended on at the end of the last batch: a change
+   * made from outside runBatch (VM entry loading CR0/CR4/EFER/CS, a new intercept policy or EPT)
+   * flushes the TLB and the current code page, as a VM entry without VPID does.
+   */
+  ctxCr0 = -1
+  ctxCr4 = -1
+  ctxEfer = -1
+  ctxCpl = -1
+  ctxIntercepts: unknown = null
+  ctxGuestPhysical: unknown = null
 
   constructor(readonly cpu: CpuState) {
     this.walker = new PageWalker(cpu, this.tlb)
@@ -153,8 +166,11 @@ export class Engine {
       // bit 7: guest-linear address valid; bit 8: the access was to the translated address (not a walk).
       x.qualificationLo = (w.eptDuringWalk ? AccessKind.READ : accessBits) | ((perms & 7) << 3) | (1 << 7) | (w.eptDuringWalk ? 0 : 1 << 8)
     }
-    x.guestPhysicalLo = w.eptGpa % TWO32 | 0
-    x.guestPhysicalHi = Math.floor(w.eptGpa / TWO32)
+    // The walk translates whole pages; the SDM reports the full guest-physical address of the
+    // access itself (the page plus the offset of the linear address in it).
+    const gpa = w.eptDuringWalk ? w.eptGpa : Math.floor(w.eptGpa / 4096) * 4096 + (lin - Math.floor(lin / 4096) * 4096)
+    x.guestPhysicalLo = gpa % TWO32 | 0
+    x.guestPhysicalHi = Math.floor(gpa / TWO32)
     x.guestLinearLo = ((lin % TWO32) + TWO32) % TWO32 | 0
     x.guestLinearHi = Math.floor(lin / TWO32) | 0
     if (!w.eptDuringWalk && access !== ACCESS_FETCH && size > 0) {
@@ -615,8 +631,13 @@ export class Engine {
       }
     }
     const ic = cpu.intercepts
+    // An event injected by VM entry is not subject to the exception bitmap; faults while
+    // delivering it are (they come through here again with the flag already cleared).
+    const injected = this.injecting
+    this.injecting = false
     if (
       ic !== null &&
+      !injected &&
       (type === InterruptionType.HARDWARE_EXCEPTION ||
         type === InterruptionType.SOFTWARE_EXCEPTION ||
         type === InterruptionType.PRIVILEGED_SOFTWARE_EXCEPTION) &&

@@ -863,6 +863,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     case /* Op.RDTSC */ 89:
     case /* Op.RDTSCP */ 90:
+      if (op === /* Op.RDTSCP */ 90 && cpu.intercepts !== null && cpu.intercepts.rdtscpEnabled === false) return k.ud()
       if (sys.rdtsc(k, op === /* Op.RDTSCP */ 90) === EXITED) return EXITED
       cpu.rip = next
       return -1
@@ -887,16 +888,22 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.LGDT */ 96:
     case /* Op.LIDT */ 97:
+      if (cpu.cpl !== 0) k.gp(0)
+      if (descriptorTableExiting(k)) return descriptorTableExit(k, D, i, ExitReason.GDTR_IDTR, op === /* Op.LGDT */ 96 ? 2 : 3)
       sys.lgdtLidt(k, effectiveAddress(k, D, i, next, true), op === Op.LIDT)
       cpu.rip = next
       return -1
     case /* Op.SGDT */ 98:
     case /* Op.SIDT */ 99:
+      if ((cpu.cr4 & Cr4.UMIP) !== 0 && cpu.cpl > 0) k.gp(0)
+      if (descriptorTableExiting(k)) return descriptorTableExit(k, D, i, ExitReason.GDTR_IDTR, op === /* Op.SGDT */ 98 ? 0 : 1)
       sys.sgdtSidt(k, effectiveAddress(k, D, i, next, true), op === Op.SIDT)
       cpu.rip = next
       return -1
     case /* Op.LLDT */ 100:
     case /* Op.LTR */ 101: {
+      if (cpu.cpl !== 0) k.gp(0)
+      if (descriptorTableExiting(k)) return descriptorTableExit(k, D, i, ExitReason.LDTR_TR, op === /* Op.LLDT */ 100 ? 2 : 3)
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + F_RM]!]! & 0xffff
       sys.lldtLtr(k, sel, op === Op.LTR)
@@ -907,6 +914,9 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.STR */ 103:
     case /* Op.SMSW */ 104: {
       if ((cpu.cr4 & Cr4.UMIP) !== 0 && cpu.cpl > 0) k.gp(0)
+      if (op !== /* Op.SMSW */ 104 && descriptorTableExiting(k)) {
+        return descriptorTableExit(k, D, i, ExitReason.LDTR_TR, op === /* Op.SLDT */ 102 ? 0 : 1)
+      }
       const v = op === Op.SMSW ? sys.smswValue(k) : cpu.segSel[op === Op.SLDT ? Seg.LDTR : Seg.TR]! & 0xffff
       if (isMem(D, i)) k.write16(effectiveAddress(k, D, i, next, true), v & 0xffff)
       else k.setReg(D[i + F_RM]!, size, op === Op.SMSW && size === 2 ? v & 0xffff : op === Op.SMSW ? v : v & 0xffff, 0)
@@ -960,6 +970,9 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.WBINVD */ 113:
       if (cpu.cpl !== 0) k.gp(0)
       if (op === Op.INVD && cpu.intercepts !== null) return k.exitNow(ExitReason.INVD, 0, 0, 0)
+      if (op === /* Op.WBINVD */ 113 && cpu.intercepts !== null && cpu.intercepts.exitsOnWbinvd !== undefined && cpu.intercepts.exitsOnWbinvd()) {
+        return k.exitNow(ExitReason.WBINVD, 0, 0, 0)
+      }
       cpu.rip = next
       return -1
     case /* Op.SWAPGS */ 114:
@@ -1043,6 +1056,33 @@ const divide = (k: Engine, signed: boolean, size: number, bLo: number, bHi: numb
 }
 
 /** VM-exit instruction information for VMX instructions (SDM Table 28-13/28-14). */
+const descriptorTableExiting = (k: Engine): boolean => {
+  const ic = k.cpu.intercepts
+  return ic !== null && ic.exitsOnDescriptorTable !== undefined && ic.exitsOnDescriptorTable()
+}
+
+/**
+ * Descriptor-table exits (reasons 46 and 47, SDM Vol. 3C Tables 28-10 and 28-11): the
+ * qualification is the displacement of a memory operand; the instruction information holds
+ * scaling (1:0), for reason 47 a register operand (6:3) and mem/reg (10), the address size
+ * (9:7), for reason 46 the operand size (11: 0 = 16-bit, 1 = 32-bit), the segment (17:15),
+ * index (21:18, 22 invalid), base (26:23, 27 invalid) and the instruction identity (29:28).
+ */
+const descriptorTableExit = (k: Engine, D: Int32Array, i: number, reason: number, identity: number): number => {
+  const mem = isMem(D, i)
+  let info = ((D[i + F_ASZ] === 8 ? 2 : 1) << 7) | (identity << 28)
+  if (reason === ExitReason.GDTR_IDTR && D[i + F_OSZ] !== 2) info |= 1 << 11
+  if (!mem) return k.exitNow(reason, 0, 0, info | (1 << 10) | ((D[i + F_RM]! & 15) << 3))
+  const base = D[i + F_BASE]!
+  const index = D[i + F_INDEX]!
+  // Without an override the segment is SS for RSP/RBP-based forms, else DS.
+  const seg = D[i + F_SEG]! >= 0 ? D[i + F_SEG]! : base === 4 || base === 5 ? Seg.SS : Seg.DS
+  info |= (D[i + F_SCALE]! & 3) | ((seg & 7) << 15)
+  info |= index >= 0 ? (index & 15) << 18 : 1 << 22
+  info |= base >= 0 && base !== RIP_BASE ? (base & 15) << 23 : 1 << 27
+  return k.exitNow(reason, D[i + F_DISPLO]!, D[i + F_DISPHI]!, info)
+}
+
 const vmxInstructionInfo = (D: Int32Array, i: number): number => {
   const mem = isMem(D, i)
   const scale = D[i + F_SCALE]!
