@@ -176,6 +176,8 @@ export class TracePipeReader {
   /** Whether a read has returned data (after which an empty buffer with tracing off is EOF). */
   private returnedData = false
   private readonly comms = new Map<number, string>()
+  private readonly prefixes = new LinePrefixes()
+  private readonly out = sharedLineBytes
 
   constructor(
     private readonly tracer: Tracer,
@@ -236,9 +238,12 @@ export class TracePipeReader {
     return out
   }
 
+  /** Consumes whole lines while they fit in `limit` (formatted as bytes, as in TraceSnapshotReader.fill). */
   private consumeLines(limit: number): string {
     const tracer = this.tracer
     const cursor = this.cursor
+    const out = this.out
+    out.length = 0
     let text = ""
     for (;;) {
       let best = -1
@@ -255,11 +260,30 @@ export class TracePipeReader {
       const cpu = this.cpus[best]!
       const ring = tracer.rings[cpu]!
       ring.peek(cursor)
+      const lineStart = out.length
+      if (cursor.lost > 0) out.latin1(`CPU:${cpu} [LOST ${cursor.lost} EVENTS]\n`)
+      if (tracer.appendLine(out, cpu, cursor, this.prefixes)) {
+        if (text.length + out.length > limit) {
+          if (text.length + lineStart !== 0) {
+            out.length = lineStart
+            break
+          }
+          // A single line longer than the read: hand it out in pieces.
+          ring.consume()
+          const line = out.text(0, out.length)
+          this.pending = line.slice(limit)
+          return line.slice(0, limit)
+        }
+        ring.consume()
+        continue
+      }
+      out.length = lineStart
       let line = tracer.formatLine(cpu, cursor, this.comms)
       if (cursor.lost > 0) line = `CPU:${cpu} [LOST ${cursor.lost} EVENTS]\n` + line
+      text += out.text(0, lineStart)
+      out.length = 0
       if (text.length + line.length > limit) {
         if (text !== "") break
-        // A single line longer than the read: hand it out in pieces.
         ring.consume()
         this.pending = line.slice(limit)
         return line.slice(0, limit)
@@ -267,6 +291,6 @@ export class TracePipeReader {
       ring.consume()
       text += line
     }
-    return text
+    return text + out.text(0, out.length)
   }
 }

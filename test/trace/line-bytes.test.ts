@@ -9,7 +9,8 @@ import { StaticTaskNames, traceContext } from "../../src/trace/context.ts"
 import type { TraceEra } from "../../src/trace/events.ts"
 import { LineBytes } from "../../src/trace/line-bytes.ts"
 import { EventCursor, RingIterator } from "../../src/trace/ring-buffer.ts"
-import { TraceSnapshotReader } from "../../src/trace/readers.ts"
+import { traceHeader } from "../../src/trace/output.ts"
+import { TracePipeReader, TraceSnapshotReader } from "../../src/trace/readers.ts"
 import { LinePrefixes, Tracer, type PrintkSite } from "../../src/trace/tracer.ts"
 import { ManualClock } from "../../src/trace/context.ts"
 
@@ -148,6 +149,33 @@ describe("lines formatted as bytes", () => {
           }
           reader.close()
           expect(all).toBe(text)
+        },
+      ),
+      { numRuns: 60 },
+    )
+  })
+
+  it("make trace_pipe print what trace lists, in reads of any size", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom("A" as const, "D" as const),
+        fc.array(stepArbitrary, { minLength: 1, maxLength: 200 }),
+        fc.constantFrom("bash", "名前"),
+        fc.integer({ min: 1, max: 5000 }),
+        (era, steps, comm, chunk) => {
+          const tracer = build(era, steps, comm)
+          const { inBuffer, written } = tracer.totals()
+          const snapshot = new TraceSnapshotReader(tracer)
+          const listed = snapshot.readAll().slice(traceHeader(era, inBuffer, written, tracer.cpuCount).length)
+          snapshot.close()
+          const pipe = new TracePipeReader(tracer)
+          let text = ""
+          for (let part = pipe.read(chunk); typeof part === "string" && part !== ""; part = pipe.read(chunk)) {
+            expect(part.length).toBeLessThanOrEqual(Math.min(chunk, 4095))
+            text += part
+          }
+          expect(text).toBe(listed)
+          expect(tracer.totals().inBuffer).toBe(0)
         },
       ),
       { numRuns: 60 },
