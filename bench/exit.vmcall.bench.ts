@@ -112,7 +112,7 @@ export const roundTrips = (lp: LogicalProcessor, count: number): number => {
 }
 
 /** ns per guest instruction of loop.asm, run natively (no VMX) on the same core, blocks on or off. */
-const guestInstructionNs = (blocks: boolean): Figure => {
+export const guestInstructionNs = (blocks: boolean): Figure => {
   const source = readFileSync(new URL("../../shared/bench/loop.asm", import.meta.url), "utf8")
   const code = assemble(source).bytes
   const run = (): { cpu: CpuState; outcome: number } => {
@@ -140,7 +140,7 @@ const guestInstructionNs = (blocks: boolean): Figure => {
 }
 
 let interpreter: Figure | undefined
-const interpreterInstruction = (): Figure => (interpreter ??= guestInstructionNs(false))
+export const interpreterInstruction = (): Figure => (interpreter ??= guestInstructionNs(false))
 
 let roundTrip: number | undefined
 /** ns per VMCALL round trip (measured once, shared by the two figures that report it). */

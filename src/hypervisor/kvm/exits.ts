@@ -359,6 +359,9 @@ const handleVmcall: ExitHandler = (vcpu, lp) => {
  * The HypercallCall handlers receive: one per vCPU, reused for every call (the hot VMCALL path
  * allocates nothing unless a handler asks for bigint arguments).
  */
+/** a0..a3 of the Linux hypercall ABI. */
+const ARG_REGS: ReadonlyArray<number> = [Reg.RBX, Reg.RCX, Reg.RDX, Reg.RSI]
+
 class HypercallContext implements HypercallCall {
   longMode = true
   /** Set by exitToUserspace for the call in progress. */
@@ -377,6 +380,12 @@ class HypercallContext implements HypercallCall {
   }
   get args(): readonly [bigint, bigint, bigint, bigint] {
     return [this.arg(Reg.RBX), this.arg(Reg.RCX), this.arg(Reg.RDX), this.arg(Reg.RSI)]
+  }
+  argLo(index: number): number {
+    return this.caller.regs.lo[ARG_REGS[index]!]! >>> 0
+  }
+  argHi(index: number): number {
+    return this.longMode ? this.caller.regs.hi[ARG_REGS[index]!]! >>> 0 : 0
   }
   vcpuById(id: number): HypercallVcpu | undefined {
     return this.caller.vm.vcpuById(id)
@@ -424,12 +433,15 @@ class HypercallContext implements HypercallCall {
 
 const contexts = new WeakMap<Vcpu, HypercallContext>()
 
+// The last vCPU's context: a vCPU issuing hypercalls in a loop skips the WeakMap lookup.
+let lastContext: HypercallContext | undefined
 const hypercallCall = (vcpu: Vcpu, _lp: LogicalProcessor, longMode: boolean): HypercallContext => {
-  let context = contexts.get(vcpu)
+  let context = lastContext !== undefined && lastContext.caller === vcpu ? lastContext : contexts.get(vcpu)
   if (context === undefined) {
     context = new HypercallContext(vcpu, () => vcpu.lp)
     contexts.set(vcpu, context)
   }
+  lastContext = context
   context.longMode = longMode
   return context
 }

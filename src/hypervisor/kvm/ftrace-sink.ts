@@ -21,6 +21,11 @@ export class FtraceSink implements KvmTraceSink {
   readonly on: Uint8Array
   private readonly exitContext: number
   private readonly sites = new Map<string, PrintkSite>()
+  // The last call site: a handler printing in a loop finds its site by two identity compares,
+  // without building the key string or hashing it.
+  private lastFn = ""
+  private lastFormat = ""
+  private lastSite: PrintkSite | undefined
 
   constructor(readonly trace: TraceShape) {
     this.on = trace.tracer.eventEnabled
@@ -64,13 +69,19 @@ export class FtraceSink implements KvmTraceSink {
     // kvm_mmio is not among the trace subsystem's events yet.
   }
   printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void {
-    const key = `${fn}\u0000${format}`
-    let site = this.sites.get(key)
-    if (site === undefined) {
-      const registered = this.trace.tracer.registerPrintk(fn, format)
-      if (registered instanceof FormatError) throw new Error(`trace_printk format ${JSON.stringify(format)}: ${registered.message}`)
-      site = registered
-      this.sites.set(key, site)
+    let site = this.lastSite
+    if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) {
+      const key = `${fn}\u0000${format}`
+      site = this.sites.get(key)
+      if (site === undefined) {
+        const registered = this.trace.tracer.registerPrintk(fn, format)
+        if (registered instanceof FormatError) throw new Error(`trace_printk format ${JSON.stringify(format)}: ${registered.message}`)
+        site = registered
+        this.sites.set(key, site)
+      }
+      this.lastFn = fn
+      this.lastFormat = format
+      this.lastSite = site
     }
     this.trace.tracer.printkValues(cpu, pid, TASK_CONTEXT, site, args)
   }

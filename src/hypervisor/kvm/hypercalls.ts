@@ -29,6 +29,10 @@ export interface HypercallCall {
   readonly nr: bigint
   /** a0..a3 (RBX, RCX, RDX, RSI); truncated to 32 bits outside 64-bit mode. */
   readonly args: readonly [bigint, bigint, bigint, bigint]
+  /** Bits 31:0 of argument `index` (0..3 = a0..a3) as an unsigned number: no bigint, for hot handlers. */
+  argLo(index: number): number
+  /** Bits 63:32 of argument `index` (0 outside 64-bit mode). */
+  argHi(index: number): number
   /** The VM's vCPUs by id (kvm_get_vcpu_by_id). */
   vcpuById(id: number): HypercallVcpu | undefined
   /** trace_printk(format, args...) from kvm_emulate_hypercall on the caller's thread and CPU (end formats with "\n"). */
@@ -100,10 +104,11 @@ export const vcpuInfoHypercall = (nr: number): HypercallDefinition => ({
   nr,
   name: "KVM_HC_VCPU_INFO",
   handle: (call) => {
-    const id = call.args[0]
-    const target = id <= 0xffffffffn ? call.vcpuById(Number(id)) : undefined
+    const idLo = call.argLo(0)
+    const idHi = call.argHi(0)
+    const target = idHi === 0 ? call.vcpuById(idLo) : undefined
     if (target === undefined) {
-      call.printf("unknown cpu id: %lu\n", id)
+      call.printf("unknown cpu id: %lu\n", idHi === 0 ? idLo : call.args[0])
       return -KvmHcError.EINVAL
     }
     const r = target.regs

@@ -221,7 +221,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if (thread.sliceExpired()) return Stop.Resched
     const cpu = thread.cpu
     const lp = kvm.lp(cpu)
-    if (lp.currentVmcs !== Number(vcpu.vmcs)) {
+    if (lp.currentVmcs !== vcpu.vmcsAddress) {
       vm.bug(`vCPU ${vcpu.id}'s VMCS is not current on CPU ${cpu} at VM entry`)
       return Stop.Dead
     }
@@ -233,7 +233,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     const sliceInstructions = Math.max(1, Math.floor((thread.sliceEndNs - now) / ns))
     const tickInstructions = Math.max(1, Math.floor((clock.nextTickNs(cpu) - now) / ns))
     if ((kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
-      lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.ceil(sliceInstructions / 2 ** lp.caps.preemptionTimerShift)))
+      lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.ceil(sliceInstructions / lp.caps.preemptionTimerScale)))
     }
     if (trace.on[KvmEvent.entry] === 1) trace.entry(cpu, pid, vcpu.id, regs.rip % TWO32 >>> 0, hi32(regs.rip))
     clock.cpuNs[cpu]! += Cost.entryNs
@@ -271,7 +271,11 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if (basic < EXIT_REASON_SLOTS) byReason[basic]!++
     if (trace.on[KvmEvent.exit] === 1) {
       const x = regs.exit
-      trace.exit(cpu, pid, vcpu.id, exitReason, regs.rip % TWO32 >>> 0, hi32(regs.rip), x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, lp.vmreadLo(F.VM_EXIT_INTR_INFO), lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE))
+      // After a real exit the record holds what VM exit just stored in VM_EXIT_INTR_INFO / _ERROR_CODE.
+      const failed = (exitReason & 0x80000000) !== 0
+      const intrInfo = failed ? lp.vmreadLo(F.VM_EXIT_INTR_INFO) : x.interruptionInformation >>> 0
+      const errorCode = failed ? lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE) : x.interruptionErrorCode >>> 0
+      trace.exit(cpu, pid, vcpu.id, exitReason, regs.rip % TWO32 >>> 0, hi32(regs.rip), x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
     }
     vcpu.run.ifFlag = (regs.getRflags32() & 0x200) !== 0
     if ((exitReason & 0x80000000) !== 0) {

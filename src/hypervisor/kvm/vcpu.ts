@@ -90,9 +90,13 @@ export class Vcpu implements HypercallVcpu {
     readonly vmcs: bigint,
   ) {
     this.regs = new CpuState(vm.memory)
+    this.vmcsAddress = Number(vmcs)
     this.cpuid = supportedCpuid(vm.kvm.profile, id)
     this.apicBase = 0xfee00000n | 0x800n | (id === 0 ? 0x100n : 0n)
   }
+
+  /** The VMCS address as a number (what LogicalProcessor.currentVmcs holds): no conversion per entry. */
+  readonly vmcsAddress: number
 
   /** The logical processor the VMCS is active on (after load()). */
   get lp(): LogicalProcessor {
