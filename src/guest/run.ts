@@ -6,7 +6,6 @@
 import { ExitReason } from "../arch/exit-reasons.ts"
 import { Rflags } from "../arch/x86.ts"
 import { ActivityState, Interruptibility, type CpuState } from "./cpu/state.ts"
-import { F_IMMLO, F_LEN, F_OP, F_REG, F_RM, F_SUB } from "./decode/cache.ts"
 import { EXIT, Engine, FAULT, SHUTDOWN, TWO32 } from "./exec/engine.ts"
 import { HOT_THRESHOLD, carryOf, compileBlock } from "./exec/blocks.ts"
 import { executeSlow } from "./exec/execute.ts"
@@ -156,16 +155,11 @@ const boundary = (k: Engine): number => {
   return CONTINUE
 }
 
-// Record field offsets and handler numbers as plain locals/literals: imported bindings may be
-// getter calls under some module loaders (tsx, vitest), and V8 emits a jump table only for a
-// switch whose case labels are literals (test/guest/dispatch-labels.test.ts checks them).
-const OP = F_OP
-const LEN = F_LEN
-const REG = F_REG
-const RM = F_RM
-const SUB = F_SUB
-const IMMLO = F_IMMLO
-const TWO_32 = TWO32
+// Handler numbers and record field offsets are literals annotated with their names
+// (`/* Op.JCC */ 50`, `/* F_LEN */ 2`; test/guest/dispatch-labels.test.ts checks every one):
+// V8 emits a jump table only for literal case labels, and imported or module-level constants
+// cost a context load (a getter call under some module loaders) on every instruction.
+// Imported functions and sentinels are bound to module-local names for the same reason.
 const FAULT_ = FAULT
 const EXIT_ = EXIT
 const SHUTDOWN_ = SHUTDOWN
@@ -266,18 +260,18 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             }
           }
         }
-        const next = pc + D[i + LEN]!
-        switch (D[i + OP]!) {
+        const next = pc + D[i + /* F_LEN */ 2]!
+        switch (D[i + /* F_OP */ 0]!) {
           case /* Op.ADD_RR64 */ 119: {
-            const d = D[i + RM]!
-            const s = D[i + REG]!
+            const d = D[i + /* F_RM */ 7]!
+            const s = D[i + /* F_REG */ 6]!
             const aLo = lo[d]!
             const aHi = hi[d]!
             const bLo = lo[s]!
             const bHi = hi[s]!
             const sum = (aLo >>> 0) + (bLo >>> 0)
             const rLo = sum | 0
-            const rHi = (aHi + bHi + (sum >= TWO_32 ? 1 : 0)) | 0
+            const rHi = (aHi + bHi + (sum >= 4294967296 ? 1 : 0)) | 0
             lo[d] = rLo
             hi[d] = rHi
             F.op = 1 // FlagOp.ADD
@@ -292,8 +286,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.SUB_RR64 */ 120: {
-            const d = D[i + RM]!
-            const s = D[i + REG]!
+            const d = D[i + /* F_RM */ 7]!
+            const s = D[i + /* F_REG */ 6]!
             const aLo = lo[d]!
             const aHi = hi[d]!
             const bLo = lo[s]!
@@ -315,8 +309,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.CMP_RR64 */ 127: {
-            const d = D[i + RM]!
-            const s = D[i + REG]!
+            const d = D[i + /* F_RM */ 7]!
+            const s = D[i + /* F_REG */ 6]!
             const aLo = lo[d]!
             const aHi = hi[d]!
             const bLo = lo[s]!
@@ -334,8 +328,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.XOR_RR64 */ 121: {
-            const d = D[i + RM]!
-            const s = D[i + REG]!
+            const d = D[i + /* F_RM */ 7]!
+            const s = D[i + /* F_REG */ 6]!
             const rLo = lo[d]! ^ lo[s]!
             const rHi = hi[d]! ^ hi[s]!
             lo[d] = rLo
@@ -348,8 +342,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.XOR_RR32 */ 128: {
-            const d = D[i + RM]!
-            const rLo = lo[d]! ^ lo[D[i + REG]!]!
+            const d = D[i + /* F_RM */ 7]!
+            const rLo = lo[d]! ^ lo[D[i + /* F_REG */ 6]!]!
             lo[d] = rLo
             hi[d] = 0
             F.op = 5 // FlagOp.LOGIC
@@ -360,7 +354,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.INC_R64 */ 122: {
-            const d = D[i + RM]!
+            const d = D[i + /* F_RM */ 7]!
             const aLo = lo[d]!
             const aHi = hi[d]!
             // CF is preserved: read it from the previous lazy state (INC/DEC chains are common).
@@ -383,7 +377,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.DEC_R64 */ 123: {
-            const d = D[i + RM]!
+            const d = D[i + /* F_RM */ 7]!
             const aLo = lo[d]!
             const aHi = hi[d]!
             const pop = F.op
@@ -407,7 +401,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
           case /* Op.JNZ */ 124: {
             const zf = F.op === 0 ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
             if (!zf) {
-              const t = next + D[i + IMMLO]!
+              const t = next + D[i + /* F_IMMLO */ 13]!
               // A target inside this (canonical) page needs no check; elsewhere #GP(0) at the branch.
               if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
                 cpu.rip = base + pc
@@ -421,7 +415,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
           case /* Op.JZ */ 125: {
             const zf = F.op === 0 ? (F.stored & 0x40) !== 0 : F.size === 8 ? (F.resLo | F.resHi) === 0 : F.resLo === 0
             if (zf) {
-              const t = next + D[i + IMMLO]!
+              const t = next + D[i + /* F_IMMLO */ 13]!
               // A target inside this (canonical) page needs no check; elsewhere #GP(0) at the branch.
               if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
                 cpu.rip = base + pc
@@ -433,22 +427,22 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.MOV_RR64 */ 126: {
-            const d = D[i + RM]!
-            const s = D[i + REG]!
+            const d = D[i + /* F_RM */ 7]!
+            const s = D[i + /* F_REG */ 6]!
             lo[d] = lo[s]!
             hi[d] = hi[s]!
             pc = next
             break
           }
           case /* Op.ADD_RI64 */ 129: {
-            const d = D[i + RM]!
+            const d = D[i + /* F_RM */ 7]!
             const aLo = lo[d]!
             const aHi = hi[d]!
-            const bLo = D[i + IMMLO]!
+            const bLo = D[i + /* F_IMMLO */ 13]!
             const bHi = bLo >> 31
             const sum = (aLo >>> 0) + (bLo >>> 0)
             const rLo = sum | 0
-            const rHi = (aHi + bHi + (sum >= TWO_32 ? 1 : 0)) | 0
+            const rHi = (aHi + bHi + (sum >= 4294967296 ? 1 : 0)) | 0
             lo[d] = rLo
             hi[d] = rHi
             F.op = 1 // FlagOp.ADD
@@ -463,10 +457,10 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             break
           }
           case /* Op.CMP_RI64 */ 130: {
-            const d = D[i + RM]!
+            const d = D[i + /* F_RM */ 7]!
             const aLo = lo[d]!
             const aHi = hi[d]!
-            const bLo = D[i + IMMLO]!
+            const bLo = D[i + /* F_IMMLO */ 13]!
             const bHi = bLo >> 31
             const diff = (aLo >>> 0) - (bLo >>> 0)
             F.op = 3 // FlagOp.SUB
@@ -486,10 +480,10 @@ const loop = (k: Engine, limit: number): RunOutcome => {
           default: {
             // Outside the dense range 119..132 (which V8 turns into a jump table): the other
             // hot branches, then everything else in executeSlow (its own jump table).
-            const op = D[i + OP]!
+            const op = D[i + /* F_OP */ 0]!
             if (op === /* Op.JCC */ 50) {
-              if (F.cond(D[i + SUB]!)) {
-                const t = next + D[i + IMMLO]!
+              if (F.cond(D[i + /* F_SUB */ 1]!)) {
+                const t = next + D[i + /* F_IMMLO */ 13]!
                 if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
                   cpu.rip = base + pc
                   k.gp(0)
@@ -500,7 +494,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
               break
             }
             if (op === /* Op.JMP_REL */ 51) {
-              const t = next + D[i + IMMLO]!
+              const t = next + D[i + /* F_IMMLO */ 13]!
               // A target inside this (canonical) page needs no check; elsewhere #GP(0) at the branch.
               if ((t < 0 || t >= 4096) && !canonicalTarget(base + t)) {
                 cpu.rip = base + pc

@@ -7,22 +7,6 @@ import { ExitReason } from "../../arch/exit-reasons.ts"
 import { Cr4, Rflags } from "../../arch/x86.ts"
 import { ActivityState, Interruptibility, Seg } from "../cpu/state.ts"
 import {
-  F_ASZ,
-  F_BASE,
-  F_DISPHI,
-  F_DISPLO,
-  F_FLAGS,
-  F_IMMHI,
-  F_IMMLO,
-  F_INDEX,
-  F_LEN,
-  F_OP,
-  F_OSZ,
-  F_REG,
-  F_RM,
-  F_SCALE,
-  F_SEG,
-  F_SUB,
   FL_MEM,
   FL_REXW,
   FL_TOOLONG,
@@ -41,10 +25,10 @@ const CANON = 0x8000_0000_0000
 /** Effective address → linear address (exact double). `withSeg` adds the FS/GS base (LEA does not). */
 export const effectiveAddress = (k: Engine, D: Int32Array, i: number, next: number, withSeg: boolean): number => {
   const cpu = k.cpu
-  const base = D[i + F_BASE]!
-  const index = D[i + F_INDEX]!
-  let lo = D[i + F_DISPLO]! >>> 0
-  let hi = D[i + F_DISPHI]!
+  const base = D[i + /* F_BASE */ 8]!
+  const index = D[i + /* F_INDEX */ 9]!
+  let lo = D[i + /* F_DISPLO */ 11]! >>> 0
+  let hi = D[i + /* F_DISPHI */ 12]!
   if (base >= 0) {
     if (base === RIP_BASE) {
       lo += ((next % TWO32) + TWO32) % TWO32
@@ -55,16 +39,16 @@ export const effectiveAddress = (k: Engine, D: Int32Array, i: number, next: numb
     }
   }
   if (index >= 0) {
-    const m = 1 << D[i + F_SCALE]!
+    const m = 1 << D[i + /* F_SCALE */ 10]!
     lo += (cpu.lo[index]! >>> 0) * m
     hi += cpu.hi[index]! * m
   }
   let carry = Math.floor(lo / TWO32)
   lo -= carry * TWO32
   hi = (hi + carry) | 0
-  if (D[i + F_ASZ] === 4) hi = 0
+  if (D[i + /* F_ASZ */ 4] === 4) hi = 0
   if (withSeg) {
-    const seg = D[i + F_SEG]!
+    const seg = D[i + /* F_SEG */ 5]!
     if (seg >= 4) {
       lo += cpu.segBaseLo[seg]! >>> 0
       carry = lo >= TWO32 ? 1 : 0
@@ -75,15 +59,15 @@ export const effectiveAddress = (k: Engine, D: Int32Array, i: number, next: numb
   return hi * TWO32 + lo
 }
 
-const isMem = (D: Int32Array, i: number): boolean => (D[i + F_FLAGS]! & FL_MEM) !== 0
+const isMem = (D: Int32Array, i: number): boolean => (D[i + /* F_FLAGS */ 15]! & FL_MEM) !== 0
 
 /** Reads the r/m operand (memory at `lin` or register). High half in k.tHi. */
 const readRm = (k: Engine, D: Int32Array, i: number, size: number, lin: number): number =>
-  isMem(D, i) ? k.read(lin, size) : k.getReg(D[i + F_RM]!, size)
+  isMem(D, i) ? k.read(lin, size) : k.getReg(D[i + /* F_RM */ 7]!, size)
 
 const writeRm = (k: Engine, D: Int32Array, i: number, size: number, lin: number, lo: number, hi: number): void => {
   if (isMem(D, i)) k.write(lin, size, lo, hi)
-  else k.setReg(D[i + F_RM]!, size, lo, hi)
+  else k.setReg(D[i + /* F_RM */ 7]!, size, lo, hi)
 }
 
 const branch = (k: Engine, target: number): void => {
@@ -92,19 +76,19 @@ const branch = (k: Engine, target: number): void => {
 }
 
 /** Sign-extended immediate of the record at operand size (for size < 8 the low half suffices). */
-const immLo = (D: Int32Array, i: number, size: number): number => mask(D[i + F_IMMLO]!, size)
+const immLo = (D: Int32Array, i: number, size: number): number => mask(D[i + /* F_IMMLO */ 13]!, size)
 
 const iopl = (k: Engine): number => (k.cpu.rflagsRest >> 12) & 3
 
 export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, next: number): number => {
   const cpu = k.cpu
-  const op = D[i + F_OP]!
-  const size = D[i + F_OSZ]!
-  k.curLen = D[i + F_LEN]!
+  const op = D[i + /* F_OP */ 0]!
+  const size = D[i + /* F_OSZ */ 3]!
+  k.curLen = D[i + /* F_LEN */ 2]!
   k.nextRip = next
   switch (op) {
     case /* Op.UD */ 0: {
-      if ((D[i + F_FLAGS]! & FL_TOOLONG) !== 0) k.gp(0)
+      if ((D[i + /* F_FLAGS */ 15]! & FL_TOOLONG) !== 0) k.gp(0)
       return k.ud()
     }
     case /* Op.ALU_RM_R */ 1:
@@ -117,15 +101,15 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.XOR_RR32 */ 128:
     case /* Op.ADD_RI64 */ 129:
     case /* Op.CMP_RI64 */ 130: {
-      const sub = D[i + F_SUB]!
+      const sub = D[i + /* F_SUB */ 1]!
       if (op === Op.ALU_R_RM) {
         const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
         const bLo = readRm(k, D, i, size, lin)
         const bHi = k.tHi
-        const aLo = k.getReg(D[i + F_REG]!, size)
+        const aLo = k.getReg(D[i + /* F_REG */ 6]!, size)
         const aHi = k.tHi
         const r = alu(k, sub, size, aLo, aHi, bLo, bHi)
-        if (sub !== Alu.CMP) k.setReg(D[i + F_REG]!, size, r, k.tHi)
+        if (sub !== Alu.CMP) k.setReg(D[i + /* F_REG */ 6]!, size, r, k.tHi)
       } else {
         const mem = isMem(D, i)
         const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
@@ -133,10 +117,10 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
         let bLo: number
         let bHi: number
         if (op === Op.ALU_RM_I || op === Op.ADD_RI64 || op === Op.CMP_RI64) {
-          bLo = D[i + F_IMMLO]!
-          bHi = D[i + F_IMMHI]!
+          bLo = D[i + /* F_IMMLO */ 13]!
+          bHi = D[i + /* F_IMMHI */ 14]!
         } else {
-          bLo = k.getReg(D[i + F_REG]!, size)
+          bLo = k.getReg(D[i + /* F_REG */ 6]!, size)
           bHi = k.tHi
         }
         const aLo = readRm(k, D, i, size, lin)
@@ -155,10 +139,10 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       let bLo: number
       let bHi: number
       if (op === Op.TEST_RM_I) {
-        bLo = D[i + F_IMMLO]!
-        bHi = D[i + F_IMMHI]!
+        bLo = D[i + /* F_IMMLO */ 13]!
+        bHi = D[i + /* F_IMMHI */ 14]!
       } else {
-        bLo = k.getReg(D[i + F_REG]!, size)
+        bLo = k.getReg(D[i + /* F_REG */ 6]!, size)
         bHi = k.tHi
       }
       alu(k, Alu.AND, size, aLo, aHi, bLo, bHi)
@@ -215,14 +199,14 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       let aLo: number
       let aHi: number
       if (op === Op.IMUL3) {
-        aLo = D[i + F_IMMLO]!
-        aHi = D[i + F_IMMHI]!
+        aLo = D[i + /* F_IMMLO */ 13]!
+        aHi = D[i + /* F_IMMHI */ 14]!
       } else {
-        aLo = k.getReg(D[i + F_REG]!, size)
+        aLo = k.getReg(D[i + /* F_REG */ 6]!, size)
         aHi = k.tHi
       }
       multiply(k, true, size, aLo, aHi, bLo, bHi)
-      k.setReg(D[i + F_REG]!, size, prod[0]!, size === 8 ? prod[1]! : 0)
+      k.setReg(D[i + /* F_REG */ 6]!, size, prod[0]!, size === 8 ? prod[1]! : 0)
       cpu.rip = next
       return -1
     }
@@ -238,16 +222,16 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.SHIFT */ 16: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
-      const sub = D[i + F_SUB]!
+      const sub = D[i + /* F_SUB */ 1]!
       const kind = sub >> 3
-      const count = kind === 0 ? D[i + F_IMMLO]! & 0xff : kind === 1 ? 1 : cpu.lo[1]! & 0xff
+      const count = kind === 0 ? D[i + /* F_IMMLO */ 13]! & 0xff : kind === 1 ? 1 : cpu.lo[1]! & 0xff
       const masked = count & (size === 8 ? 63 : 31)
       if (mem && masked !== 0) k.probeWrite(lin, size)
       const aLo = readRm(k, D, i, size, lin)
       const aHi = k.tHi
       const r = shift(k, sub & 7, size, aLo, aHi, count)
       if (masked !== 0) writeRm(k, D, i, size, lin, r, k.tHi)
-      else if (!mem && size === 4) k.setReg(D[i + F_RM]!, 4, aLo, 0)
+      else if (!mem && size === 4) k.setReg(D[i + /* F_RM */ 7]!, 4, aLo, 0)
       cpu.rip = next
       return -1
     }
@@ -255,30 +239,30 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.SHRD */ 18: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : 0
-      const count = D[i + F_SUB] === 0 ? D[i + F_IMMLO]! & 0xff : cpu.lo[1]! & 0xff
+      const count = D[i + /* F_SUB */ 1] === 0 ? D[i + /* F_IMMLO */ 13]! & 0xff : cpu.lo[1]! & 0xff
       const masked = count & (size === 8 ? 63 : 31)
       if (mem && masked !== 0) k.probeWrite(lin, size)
       const aLo = readRm(k, D, i, size, lin)
       const aHi = k.tHi
-      const bLo = k.getReg(D[i + F_REG]!, size)
+      const bLo = k.getReg(D[i + /* F_REG */ 6]!, size)
       const bHi = k.tHi
       const r = shiftDouble(k, op === Op.SHLD, size, aLo, aHi, bLo, bHi, count)
       if (masked !== 0) writeRm(k, D, i, size, lin, r, k.tHi)
-      else if (!mem && size === 4) k.setReg(D[i + F_RM]!, 4, aLo, 0)
+      else if (!mem && size === 4) k.setReg(D[i + /* F_RM */ 7]!, 4, aLo, 0)
       cpu.rip = next
       return -1
     }
     case /* Op.BT */ 19: {
-      const sub = D[i + F_SUB]!
+      const sub = D[i + /* F_SUB */ 1]!
       const opn = sub & 3
       const byImm = (sub & 4) !== 0
       const bits = size * 8
       let lin = 0
       let bitIndex: number
       const mem = isMem(D, i)
-      if (byImm) bitIndex = D[i + F_IMMLO]! & (bits - 1)
+      if (byImm) bitIndex = D[i + /* F_IMMLO */ 13]! & (bits - 1)
       else {
-        const offLo = k.getReg(D[i + F_REG]!, size)
+        const offLo = k.getReg(D[i + /* F_REG */ 6]!, size)
         const offHi = k.tHi
         if (mem) {
           // Register bit offsets reach outside the operand: signed, in operand-size units.
@@ -327,7 +311,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       }
       const zero = (sLo | sHi) === 0
       const old = cpu.flags.materialize()
-      const reg = D[i + F_REG]!
+      const reg = D[i + /* F_REG */ 6]!
       if (op === Op.POPCNT) {
         const c = popcount32(sLo) + popcount32(sHi)
         k.setReg(reg, size, c, 0)
@@ -354,7 +338,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.MOV_RM_R */ 25: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
-      const v = k.getReg(D[i + F_REG]!, size)
+      const v = k.getReg(D[i + /* F_REG */ 6]!, size)
       writeRm(k, D, i, size, lin, v, k.tHi)
       cpu.rip = next
       return -1
@@ -362,18 +346,18 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.MOV_R_RM */ 26: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const v = readRm(k, D, i, size, lin)
-      k.setReg(D[i + F_REG]!, size, v, k.tHi)
+      k.setReg(D[i + /* F_REG */ 6]!, size, v, k.tHi)
       cpu.rip = next
       return -1
     }
     case /* Op.MOV_RM_I */ 27: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
-      writeRm(k, D, i, size, lin, D[i + F_IMMLO]!, D[i + F_IMMHI]!)
+      writeRm(k, D, i, size, lin, D[i + /* F_IMMLO */ 13]!, D[i + /* F_IMMHI */ 14]!)
       cpu.rip = next
       return -1
     }
     case /* Op.MOV_R_I */ 28:
-      k.setReg(D[i + F_REG]!, size, D[i + F_IMMLO]!, D[i + F_IMMHI]!)
+      k.setReg(D[i + /* F_REG */ 6]!, size, D[i + /* F_IMMLO */ 13]!, D[i + /* F_IMMHI */ 14]!)
       cpu.rip = next
       return -1
     case /* Op.MOV_MOFFS_LOAD */ 29:
@@ -390,36 +374,36 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.MOV_FROM_SREG */ 31: {
-      const sel = cpu.segSel[D[i + F_REG]!]! & 0xffff
+      const sel = cpu.segSel[D[i + /* F_REG */ 6]!]! & 0xffff
       if (isMem(D, i)) k.write16(effectiveAddress(k, D, i, next, true), sel)
-      else k.setReg(D[i + F_RM]!, size === 2 ? 2 : size, sel, 0)
+      else k.setReg(D[i + /* F_RM */ 7]!, size === 2 ? 2 : size, sel, 0)
       cpu.rip = next
       return -1
     }
     case /* Op.MOV_TO_SREG */ 32: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
-      const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + F_RM]!]! & 0xffff
-      sys.loadSegment(k, D[i + F_REG]!, sel)
+      const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + /* F_RM */ 7]!]! & 0xffff
+      sys.loadSegment(k, D[i + /* F_REG */ 6]!, sel)
       cpu.rip = next
       return -1
     }
     case /* Op.MOV_FROM_CR */ 33:
-      sys.movFromCr(k, D[i + F_REG]!, D[i + F_RM]!)
+      sys.movFromCr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!)
       cpu.rip = next
       return -1
     case /* Op.MOV_TO_CR */ 34:
-      sys.movToCr(k, D[i + F_REG]!, D[i + F_RM]!)
+      sys.movToCr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!)
       cpu.rip = next
       return -1
     case /* Op.MOV_FROM_DR */ 35:
     case /* Op.MOV_TO_DR */ 36:
-      sys.movDr(k, D[i + F_REG]!, D[i + F_RM]!, op === Op.MOV_TO_DR)
+      sys.movDr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!, op === Op.MOV_TO_DR)
       cpu.rip = next
       return -1
     case /* Op.MOVZX */ 37:
     case /* Op.MOVSX */ 38:
     case /* Op.MOVSXD */ 39: {
-      const src = op === Op.MOVSXD ? 4 : D[i + F_SUB]!
+      const src = op === Op.MOVSXD ? 4 : D[i + /* F_SUB */ 1]!
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       let v = readRm(k, D, i, src, lin)
       let vh = 0
@@ -429,7 +413,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
         else if (src === 2) v = (v << 16) >> 16
         vh = v >> 31
       }
-      k.setReg(D[i + F_REG]!, size, v, vh)
+      k.setReg(D[i + /* F_REG */ 6]!, size, v, vh)
       cpu.rip = next
       return -1
     }
@@ -437,7 +421,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const lin = effectiveAddress(k, D, i, next, false)
       const lo = ((lin % TWO32) + TWO32) % TWO32 | 0
       const hi = Math.floor(lin / TWO32) | 0
-      k.setReg(D[i + F_REG]!, size, lo, hi)
+      k.setReg(D[i + /* F_REG */ 6]!, size, lo, hi)
       cpu.rip = next
       return -1
     }
@@ -447,10 +431,10 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       if (mem) k.probeWrite(lin, size)
       const aLo = readRm(k, D, i, size, lin)
       const aHi = k.tHi
-      const bLo = k.getReg(D[i + F_REG]!, size)
+      const bLo = k.getReg(D[i + /* F_REG */ 6]!, size)
       const bHi = k.tHi
       writeRm(k, D, i, size, lin, bLo, bHi)
-      k.setReg(D[i + F_REG]!, size, aLo, aHi)
+      k.setReg(D[i + /* F_REG */ 6]!, size, aLo, aHi)
       cpu.rip = next
       return -1
     }
@@ -464,7 +448,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const aHi = k.tHi
       alu(k, Alu.CMP, size, aLo, aHi, dLo, dHi)
       if (cpu.flags.zf()) {
-        const sLo = k.getReg(D[i + F_REG]!, size)
+        const sLo = k.getReg(D[i + /* F_REG */ 6]!, size)
         writeRm(k, D, i, size, lin, sLo, k.tHi)
       } else {
         if (mem) k.write(lin, size, dLo, dHi)
@@ -475,7 +459,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.CMPXCHG8B */ 43: {
       const lin = effectiveAddress(k, D, i, next, true)
-      const wide = (D[i + F_FLAGS]! & FL_REXW) !== 0
+      const wide = (D[i + /* F_FLAGS */ 15]! & FL_REXW) !== 0
       if (wide && lin % 16 !== 0) k.gp(0)
       k.probeWrite(lin, wide ? 16 : 8)
       if (!wide) {
@@ -524,17 +508,17 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       if (mem) k.probeWrite(lin, size)
       const dLo = readRm(k, D, i, size, lin)
       const dHi = k.tHi
-      const sLo = k.getReg(D[i + F_REG]!, size)
+      const sLo = k.getReg(D[i + /* F_REG */ 6]!, size)
       const sHi = k.tHi
       const r = alu(k, Alu.ADD, size, dLo, dHi, sLo, sHi)
       const rHi = k.tHi
-      k.setReg(D[i + F_REG]!, size, dLo, dHi)
+      k.setReg(D[i + /* F_REG */ 6]!, size, dLo, dHi)
       writeRm(k, D, i, size, lin, r, rHi)
       cpu.rip = next
       return -1
     }
     case /* Op.BSWAP */ 45: {
-      const r = D[i + F_REG]!
+      const r = D[i + /* F_REG */ 6]!
       if (size === 8) {
         const l = cpu.lo[r]!
         const h = cpu.hi[r]!
@@ -566,7 +550,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.SETCC */ 48: {
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
-      writeRm(k, D, i, 1, lin, cpu.flags.cond(D[i + F_SUB]!) ? 1 : 0, 0)
+      writeRm(k, D, i, 1, lin, cpu.flags.cond(D[i + /* F_SUB */ 1]!) ? 1 : 0, 0)
       cpu.rip = next
       return -1
     }
@@ -574,8 +558,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const v = readRm(k, D, i, size, lin)
       const vh = k.tHi
-      const r = D[i + F_REG]!
-      if (cpu.flags.cond(D[i + F_SUB]!)) k.setReg(r, size, v, vh)
+      const r = D[i + /* F_REG */ 6]!
+      if (cpu.flags.cond(D[i + /* F_SUB */ 1]!)) k.setReg(r, size, v, vh)
       else if (size === 4) cpu.hi[r] = 0
       cpu.rip = next
       return -1
@@ -596,7 +580,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.CALL_REL */ 53: {
-      const t = next + D[i + F_IMMLO]!
+      const t = next + D[i + /* F_IMMLO */ 13]!
       if (t >= CANON || t < -CANON) k.gp(0)
       k.push64(((next % TWO32) + TWO32) % TWO32 | 0, Math.floor(next / TWO32))
       cpu.rip = t
@@ -617,13 +601,13 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const tLo = k.read64(sp)
       const t = k.tHi * TWO32 + (tLo >>> 0)
       if (t >= CANON || t < -CANON) k.gp(0)
-      k.addRsp(8 + (D[i + F_SUB] === 1 ? D[i + F_IMMLO]! & 0xffff : 0))
+      k.addRsp(8 + (D[i + /* F_SUB */ 1] === 1 ? D[i + /* F_IMMLO */ 13]! & 0xffff : 0))
       cpu.rip = t
       return -1
     }
     case /* Op.LOOP */ 56:
     case /* Op.JRCXZ */ 57: {
-      const asz = D[i + F_ASZ]!
+      const asz = D[i + /* F_ASZ */ 4]!
       let cLo = cpu.lo[1]!
       let cHi = asz === 8 ? cpu.hi[1]! : 0
       let take: boolean
@@ -639,22 +623,22 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
           cHi = 0
         }
         const nz = (cLo | cHi) !== 0
-        const sub = D[i + F_SUB]!
+        const sub = D[i + /* F_SUB */ 1]!
         take = sub === 2 ? nz : sub === 1 ? nz && cpu.flags.zf() : nz && !cpu.flags.zf()
       } else take = (cLo | cHi) === 0
-      if (take) branch(k, next + D[i + F_IMMLO]!)
+      if (take) branch(k, next + D[i + /* F_IMMLO */ 13]!)
       else cpu.rip = next
       return -1
     }
     case /* Op.PUSH_R */ 58: {
-      const r = D[i + F_REG]!
+      const r = D[i + /* F_REG */ 6]!
       if (size === 8) k.push64(cpu.lo[r]!, cpu.hi[r]!)
       else k.push16(cpu.lo[r]! & 0xffff)
       cpu.rip = next
       return -1
     }
     case /* Op.POP_R */ 59: {
-      const r = D[i + F_REG]!
+      const r = D[i + /* F_REG */ 6]!
       if (size === 8) {
         const v = k.pop64()
         cpu.lo[r] = v
@@ -692,8 +676,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.PUSH_I */ 62:
-      if (size === 8) k.push64(D[i + F_IMMLO]!, D[i + F_IMMHI]!)
-      else k.push16(D[i + F_IMMLO]! & 0xffff)
+      if (size === 8) k.push64(D[i + /* F_IMMLO */ 13]!, D[i + /* F_IMMHI */ 14]!)
+      else k.push16(D[i + /* F_IMMLO */ 13]! & 0xffff)
       cpu.rip = next
       return -1
     case /* Op.PUSHF */ 63: {
@@ -716,8 +700,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.ENTER */ 65: {
-      const frameSize = D[i + F_IMMLO]! & 0xffff
-      const level = ((D[i + F_FLAGS]! >> IMM2_SHIFT) & 0xff) % 32
+      const frameSize = D[i + /* F_IMMLO */ 13]! & 0xffff
+      const level = ((D[i + /* F_FLAGS */ 15]! >> IMM2_SHIFT) & 0xff) % 32
       k.push64(cpu.lo[5]!, cpu.hi[5]!)
       const ftLo = cpu.lo[4]!
       const ftHi = cpu.hi[4]!
@@ -762,7 +746,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.OUTS */ 95:
       return stringOp(k, D, i, next)
     case /* Op.FLAGOP */ 72: {
-      const sub = D[i + F_SUB]!
+      const sub = D[i + /* F_SUB */ 1]!
       if (sub <= 2) {
         const old = cpu.flags.materialize()
         setFlags(cpu.flags, sub === 0 ? old & ~1 : sub === 1 ? old | 1 : old ^ 1)
@@ -809,7 +793,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.INT */ 80: {
       cpu.rip = next
       try {
-        k.deliver(D[i + F_IMMLO]! & 0xff, InterruptionType.SOFTWARE_INTERRUPT, -1, next, k.curLen, rip)
+        k.deliver(D[i + /* F_IMMLO */ 13]! & 0xff, InterruptionType.SOFTWARE_INTERRUPT, -1, next, k.curLen, rip)
       } catch (e) {
         cpu.rip = rip
         throw e
@@ -837,7 +821,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       sys.syscall(k)
       return -1
     case /* Op.SYSRET */ 84:
-      sys.sysret(k, (D[i + F_FLAGS]! & FL_REXW) !== 0)
+      sys.sysret(k, (D[i + /* F_FLAGS */ 15]! & FL_REXW) !== 0)
       return -1
     case /* Op.HLT */ 85: {
       if (cpu.cpl !== 0) k.gp(0)
@@ -879,8 +863,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.IN */ 92:
     case /* Op.OUT */ 93: {
-      const byDx = D[i + F_SUB] === 1
-      const port = byDx ? cpu.lo[2]! & 0xffff : D[i + F_IMMLO]! & 0xff
+      const byDx = D[i + /* F_SUB */ 1] === 1
+      const port = byDx ? cpu.lo[2]! & 0xffff : D[i + /* F_IMMLO */ 13]! & 0xff
       if (sys.ioCheck(k, port, size, op === /* Op.IN */ 92, false, false, !byDx, 0, 0) === EXITED) return EXITED
       if (op === Op.IN) k.setReg(0, size, -1, 0) // nothing on the bus: all ones
       cpu.rip = next
@@ -905,7 +889,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       if (cpu.cpl !== 0) k.gp(0)
       if (descriptorTableExiting(k)) return descriptorTableExit(k, D, i, ExitReason.LDTR_TR, op === /* Op.LLDT */ 100 ? 2 : 3)
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
-      const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + F_RM]!]! & 0xffff
+      const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + /* F_RM */ 7]!]! & 0xffff
       sys.lldtLtr(k, sel, op === Op.LTR)
       cpu.rip = next
       return -1
@@ -919,7 +903,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       }
       const v = op === Op.SMSW ? sys.smswValue(k) : cpu.segSel[op === Op.SLDT ? Seg.LDTR : Seg.TR]! & 0xffff
       if (isMem(D, i)) k.write16(effectiveAddress(k, D, i, next, true), v & 0xffff)
-      else k.setReg(D[i + F_RM]!, size, op === Op.SMSW && size === 2 ? v & 0xffff : op === Op.SMSW ? v : v & 0xffff, 0)
+      else k.setReg(D[i + /* F_RM */ 7]!, size, op === Op.SMSW && size === 2 ? v & 0xffff : op === Op.SMSW ? v : v & 0xffff, 0)
       cpu.rip = next
       return -1
     }
@@ -927,7 +911,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : NaN
       if (cpu.cpl !== 0) k.gp(0)
-      const v = mem ? k.read16(lin) : cpu.lo[D[i + F_RM]!]! & 0xffff
+      const v = mem ? k.read16(lin) : cpu.lo[D[i + /* F_RM */ 7]!]! & 0xffff
       sys.lmsw(k, v, lin)
       cpu.rip = next
       return -1
@@ -954,8 +938,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.VMX */ 109: {
       if (cpu.intercepts === null) return k.ud()
       const info = vmxInstructionInfo(D, i)
-      const disp = isMem(D, i) ? D[i + F_DISPLO]! : 0
-      return k.exitNow(D[i + F_SUB]!, disp, isMem(D, i) ? D[i + F_DISPHI]! : 0, info)
+      const disp = isMem(D, i) ? D[i + /* F_DISPLO */ 11]! : 0
+      return k.exitNow(D[i + /* F_SUB */ 1]!, disp, isMem(D, i) ? D[i + /* F_DISPHI */ 12]! : 0, info)
     }
     case /* Op.MONITOR */ 110:
     case /* Op.MWAIT */ 111: {
@@ -980,7 +964,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     case /* Op.PUSH_SEG */ 115: {
-      const sel = cpu.segSel[D[i + F_SUB]!]! & 0xffff
+      const sel = cpu.segSel[D[i + /* F_SUB */ 1]!]! & 0xffff
       if (size === 8) k.push64(sel, 0)
       else k.push16(sel)
       cpu.rip = next
@@ -990,15 +974,15 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const sp = k.stackTop()
       k.canonical(sp, true)
       const sel = k.read16(sp)
-      sys.loadSegment(k, D[i + F_SUB]!, sel)
+      sys.loadSegment(k, D[i + /* F_SUB */ 1]!, sel)
       k.addRsp(size)
       cpu.rip = next
       return -1
     }
     case /* Op.XLAT */ 118: {
-      const seg = D[i + F_SEG]!
+      const seg = D[i + /* F_SEG */ 5]!
       let lin = cpu.hi[3]! * TWO32 + (cpu.lo[3]! >>> 0) + (cpu.lo[0]! & 0xff)
-      if (D[i + F_ASZ] === 4) lin = ((cpu.lo[3]! >>> 0) + (cpu.lo[0]! & 0xff)) % TWO32
+      if (D[i + /* F_ASZ */ 4] === 4) lin = ((cpu.lo[3]! >>> 0) + (cpu.lo[0]! & 0xff)) % TWO32
       if (seg >= 4) lin += cpu.segBaseHi[seg]! * TWO32 + (cpu.segBaseLo[seg]! >>> 0)
       k.setReg(0, 1, k.read8(lin), 0)
       cpu.rip = next
@@ -1070,32 +1054,32 @@ const descriptorTableExiting = (k: Engine): boolean => {
  */
 const descriptorTableExit = (k: Engine, D: Int32Array, i: number, reason: number, identity: number): number => {
   const mem = isMem(D, i)
-  let info = ((D[i + F_ASZ] === 8 ? 2 : 1) << 7) | (identity << 28)
-  if (reason === ExitReason.GDTR_IDTR && D[i + F_OSZ] !== 2) info |= 1 << 11
-  if (!mem) return k.exitNow(reason, 0, 0, info | (1 << 10) | ((D[i + F_RM]! & 15) << 3))
-  const base = D[i + F_BASE]!
-  const index = D[i + F_INDEX]!
+  let info = ((D[i + /* F_ASZ */ 4] === 8 ? 2 : 1) << 7) | (identity << 28)
+  if (reason === ExitReason.GDTR_IDTR && D[i + /* F_OSZ */ 3] !== 2) info |= 1 << 11
+  if (!mem) return k.exitNow(reason, 0, 0, info | (1 << 10) | ((D[i + /* F_RM */ 7]! & 15) << 3))
+  const base = D[i + /* F_BASE */ 8]!
+  const index = D[i + /* F_INDEX */ 9]!
   // Without an override the segment is SS for RSP/RBP-based forms, else DS.
-  const seg = D[i + F_SEG]! >= 0 ? D[i + F_SEG]! : base === 4 || base === 5 ? Seg.SS : Seg.DS
-  info |= (D[i + F_SCALE]! & 3) | ((seg & 7) << 15)
+  const seg = D[i + /* F_SEG */ 5]! >= 0 ? D[i + /* F_SEG */ 5]! : base === 4 || base === 5 ? Seg.SS : Seg.DS
+  info |= (D[i + /* F_SCALE */ 10]! & 3) | ((seg & 7) << 15)
   info |= index >= 0 ? (index & 15) << 18 : 1 << 22
   info |= base >= 0 && base !== RIP_BASE ? (base & 15) << 23 : 1 << 27
-  return k.exitNow(reason, D[i + F_DISPLO]!, D[i + F_DISPHI]!, info)
+  return k.exitNow(reason, D[i + /* F_DISPLO */ 11]!, D[i + /* F_DISPHI */ 12]!, info)
 }
 
 const vmxInstructionInfo = (D: Int32Array, i: number): number => {
   const mem = isMem(D, i)
-  const scale = D[i + F_SCALE]!
-  const aszCode = D[i + F_ASZ] === 8 ? 2 : 1
-  let info = (aszCode << 7) | ((D[i + F_REG]! & 15) << 28)
+  const scale = D[i + /* F_SCALE */ 10]!
+  const aszCode = D[i + /* F_ASZ */ 4] === 8 ? 2 : 1
+  let info = (aszCode << 7) | ((D[i + /* F_REG */ 6]! & 15) << 28)
   if (!mem) {
     info |= 1 << 10
-    info |= (D[i + F_RM]! & 15) << 3
+    info |= (D[i + /* F_RM */ 7]! & 15) << 3
     return info
   }
-  const seg = D[i + F_SEG]! >= 0 ? D[i + F_SEG]! : Seg.DS
-  const base = D[i + F_BASE]!
-  const index = D[i + F_INDEX]!
+  const seg = D[i + /* F_SEG */ 5]! >= 0 ? D[i + /* F_SEG */ 5]! : Seg.DS
+  const base = D[i + /* F_BASE */ 8]!
+  const index = D[i + /* F_INDEX */ 9]!
   info |= scale & 3
   info |= (seg & 7) << 15
   if (index >= 0) info |= (index & 15) << 18

@@ -4,7 +4,7 @@
 // leaves them, so events and budgets are honoured for any count.
 
 import { Rflags } from "../../arch/x86.ts"
-import { F_ASZ, F_FLAGS, F_OP, F_OSZ, F_SEG, FL_REP, FL_REPNE } from "../decode/cache.ts"
+import { FL_REP, FL_REPNE } from "../decode/cache.ts"
 import { Alu, Op } from "../decode/ops.ts"
 import { alu } from "./alu.ts"
 import { EXITED, type Engine, TWO32 } from "./engine.ts"
@@ -33,13 +33,13 @@ const decCounter = (k: Engine, asz: number): void => advance(k, 1, asz, -1)
 
 export const stringOp = (k: Engine, D: Int32Array, i: number, next: number): number => {
   const cpu = k.cpu
-  const op = D[i + F_OP]!
-  const size = D[i + F_OSZ]!
-  const asz = D[i + F_ASZ]!
-  const flags = D[i + F_FLAGS]!
+  const op = D[i + /* F_OP */ 0]!
+  const size = D[i + /* F_OSZ */ 3]!
+  const asz = D[i + /* F_ASZ */ 4]!
+  const flags = D[i + /* F_FLAGS */ 15]!
   const rep = (flags & (FL_REP | FL_REPNE)) !== 0
   const repne = (flags & FL_REPNE) !== 0
-  const seg = D[i + F_SEG]!
+  const seg = D[i + /* F_SEG */ 5]!
   const segBase = seg >= 4 ? cpu.segBaseHi[seg]! * TWO32 + (cpu.segBaseLo[seg]! >>> 0) : 0
   const delta = (cpu.rflagsRest & Rflags.DF) !== 0 ? -size : size
   const conditional = op === Op.SCAS || op === Op.CMPS
