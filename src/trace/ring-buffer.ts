@@ -111,8 +111,8 @@ export class CpuRingBuffer {
   onCommit: (() => void) | undefined = undefined
 
   private reservedLength = 0
-  /** pageClosed[tail], kept in a field for the write fast path. */
-  private tailClosed = false
+  /** Data bytes the tail page may still fill up to: PAGE_DATA_BYTES, or 0 once it is closed (one test on the write fast path). */
+  private tailLimit = PAGE_DATA_BYTES
 
   constructor(pages: number) {
     this.allocate(pages)
@@ -161,7 +161,7 @@ export class CpuRingBuffer {
     this.head = 0
     this.tail = 0
     this.readerRead = 0
-    this.tailClosed = false
+    this.tailLimit = PAGE_DATA_BYTES
   }
 
   /** Empties every page and zeroes every counter (O_TRUNC on `trace`, a new trace_clock). */
@@ -201,7 +201,7 @@ export class CpuRingBuffer {
     let tail = this.tail
     let used = this.pageUsed[tail]!
     let delta = ts - last
-    if (used !== 0 && delta < DELTA_LIMIT && used + length <= PAGE_DATA_BYTES && !this.tailClosed) {
+    if (used !== 0 && delta < DELTA_LIMIT && used + length <= this.tailLimit) {
       // The common case: the event fits on the page being written, no time extend needed.
       let word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
       if (payloadBytes > MAX_SMALL_PAYLOAD) {
@@ -254,17 +254,17 @@ export class CpuRingBuffer {
 
   /**
    * reserve() and the accounting of commit() in one step, for writers whose payload cannot fail
-   * to be written (fixed-size records): `length` is recordLength(payloadBytes), computed once
-   * per call site. Returns the payload's word index or -1 (refused). The caller fills the payload
-   * and then calls wakeReaders().
+   * to be written (fixed-size records) of at most MAX_SMALL_PAYLOAD bytes: `length` is
+   * recordLength(payload), computed once per call site. Returns the payload's word index or -1
+   * (refused). The caller fills the payload and then calls wakeReaders().
    */
-  reserveCommitted(payloadBytes: number, length: number, ts: number): number {
+  reserveSmallCommitted(length: number, ts: number): number {
     const last = this.lastStamp
     if (ts < last) ts = last
     const tail = this.tail
     const used = this.pageUsed[tail]!
     const delta = ts - last
-    if (used !== 0 && delta < DELTA_LIMIT && used + length <= PAGE_DATA_BYTES && !this.tailClosed && payloadBytes <= MAX_SMALL_PAYLOAD) {
+    if (used !== 0 && delta < DELTA_LIMIT && used + length <= this.tailLimit) {
       // The common case: the event fits on the page being written, no time extend needed.
       const word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
       this.words[word] = ((length - 4) >> 2) | (delta << 5)
@@ -275,7 +275,8 @@ export class CpuRingBuffer {
       this.entriesBytes += length
       return word + 1
     }
-    const w = this.reserve(payloadBytes, ts)
+    // A payload of length − 4 bytes takes the same room (lengths are whole words, 12 is never one).
+    const w = this.reserve(length - 4, ts)
     if (w < 0) return -1
     this.pageEntries[this.tail]! += 1
     this.entries++
@@ -318,7 +319,7 @@ export class CpuRingBuffer {
     }
     this.closePage(tail)
     this.tail = nextPage
-    this.tailClosed = false
+    this.tailLimit = PAGE_DATA_BYTES
     this.pageUsed[nextPage] = 0
     this.pageEntries[nextPage] = 0
     this.pageClosed[nextPage] = 0
@@ -329,7 +330,7 @@ export class CpuRingBuffer {
   private closePage(page: number): void {
     if (this.pageClosed[page] === 1) return
     this.pageClosed[page] = 1
-    if (page === this.tail) this.tailClosed = true
+    if (page === this.tail) this.tailLimit = 0
     this.entriesBytes += PAGE_DATA_BYTES - this.pageUsed[page]!
   }
 
@@ -533,14 +534,14 @@ export class CpuRingBuffer {
     if (old.tail === old.readerPage) {
       // The writer was on the reader page: it stays there; the ring is empty.
       this.tail = this.readerPage
-      this.tailClosed = this.pageClosed[this.tail] === 1
+      this.tailLimit = this.pageClosed[this.tail] === 1 ? 0 : PAGE_DATA_BYTES
       this.next[this.readerPage] = 0
       return
     }
     order.forEach((p, i) => copy(p, i))
     this.head = 0
     this.tail = Math.max(0, order.length - 1)
-    this.tailClosed = this.pageClosed[this.tail] === 1
+    this.tailLimit = this.pageClosed[this.tail] === 1 ? 0 : PAGE_DATA_BYTES
     this.next[this.readerPage] = 0
   }
 }

@@ -9,7 +9,7 @@ import { KVM_EVENT_NAMES, kvmEvents, type KvmEventName } from "./kvm-events.ts"
 import { commForDisplay, flagChars, formatSecondsUs, formatStampColumn, taskColumns } from "./output.ts"
 import { latin1Bytes, type LineBytes } from "./line-bytes.ts"
 import { appendPacked, compileFormat, formatPacked, plainConversions, type CompiledFormat, FormatError } from "./printf.ts"
-import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, pagesForBytes, PAGE_DATA_BYTES, recordLength } from "./ring-buffer.ts"
+import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, MAX_SMALL_PAYLOAD, pagesForBytes, PAGE_DATA_BYTES, recordLength } from "./ring-buffer.ts"
 
 /** Fixed ftrace record types (enum trace_type). */
 export const TRACE_PRINT = 5
@@ -68,6 +68,7 @@ export class PrintkSite {
     this.recordLength = this.payloadBytes >= 0 ? recordLength(this.payloadBytes) : -1
     this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
     this.words32 = this.wordPacked && this.is64.every((b) => b === 0) ? this.is64.length : -1
+    this.fastWords = this.words32 >= 0 && this.payloadBytes <= MAX_SMALL_PAYLOAD ? this.words32 : -1
     const literals = [this.textPrefix, ...format.literals.slice(1)].map(latin1Bytes)
     this.literalBytes = literals.every((l) => l !== null) ? (literals as Array<Uint8Array>) : null
     this.plain = plainConversions(format)
@@ -86,6 +87,8 @@ export class PrintkSite {
   readonly is64: Uint8Array
   /** Record payload when it does not depend on string arguments, else -1. */
   readonly payloadBytes: number
+  /** words32 when the record is small (no length word): printk's inlined path; else -1. */
+  readonly fastWords: number
   /** Bytes the record takes in a page (recordLength of payloadBytes), or -1. */
   readonly recordLength: number
   /** Low word of the site's ip and fmt pointers. */
@@ -377,14 +380,14 @@ export class Tracer {
   printk(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
     // The common case is kept small enough for the JIT to inline into the caller: 32-bit
     // integer arguments only, the `local` trace clock, recording on.
-    const n32 = site.words32
+    const n32 = site.fastWords
     if (n32 < 0 || this.clockMode !== 0 || !this.tracingOn || this.stoppers !== 0) {
       return this.printkGeneral(cpu, pid, context, site)
     }
     const ring = this.rings[cpu]!
     const source = this.clockSource
     const ts = this.hasLocalClocks ? source.nowOn!(cpu) : source.nowNs()
-    const w = ring.reserveCommitted(site.payloadBytes, site.recordLength, ts)
+    const w = ring.reserveSmallCommitted(site.recordLength, ts)
     if (w < 0) return false
     const words = ring.words
     const address = site.address
@@ -407,7 +410,7 @@ export class Tracer {
     const header = ((context & 0xffff) << 16) >>> 0
     if (site.wordPacked) {
       // Only 4- and 8-byte integer arguments, stored as whole words.
-      const w = ring.reserveCommitted(site.payloadBytes, site.recordLength, this.now(cpu))
+      const w = ring.reserve(site.payloadBytes, this.now(cpu))
       if (w < 0) return false
       const words = ring.words
       const address = site.address
@@ -423,7 +426,7 @@ export class Tracer {
         words[at++] = this.argLo[i]!
         if (is64[i] === 1) words[at++] = this.argHi[i]!
       }
-      ring.wakeReaders()
+      ring.commit()
       return true
     }
     if (site.puts) {
