@@ -528,6 +528,19 @@ const loop = (k: Engine, limit: number): RunOutcome => {
               skipped += k.repIterations
               continue
             }
+            if (r === /* FAULTED */ -3) {
+              // A guest exception returned by the handler (no throw): deliver it now, RIP at
+              // the faulting instruction. An exit or shutdown during delivery still throws.
+              units++
+              skipped++
+              k.deliver(k.faultVector, /* InterruptionType.HARDWARE_EXCEPTION */ 3, k.faultError, cpu.rip, 0)
+              rip = cpu.rip
+              base = Math.floor(rip / 4096) * 4096
+              pc = (rip - base) | 0
+              map = base === k.codeBase ? k.codeMap : NO_CODE
+              attention = cpu.attention
+              continue
+            }
           }
         }
         units++

@@ -37,6 +37,8 @@ export const SHUTDOWN: { readonly sentinel: "shutdown" } = Object.freeze({ senti
 export const EXITED = 1
 /** What a handler returns when the instruction completed. */
 export const DONE = -1
+/** What a handler returns after `raise`: the guest exception in faultVector/faultError is pending. */
+export const FAULTED = -3
 
 export const TWO32 = 4294967296
 const CANONICAL_LIMIT = 0x8000_0000_0000
@@ -117,6 +119,17 @@ export class Engine {
     this.faultVector = vector
     this.faultError = errorCode
     throw FAULT
+  }
+
+  /**
+   * Records guest exception `vector` for the current instruction and returns FAULTED, which a
+   * handler returns through executeSlow so the loop delivers it without a throw (`fault`
+   * throws instead, for exceptions raised deep inside helpers and memory accesses).
+   */
+  raise(vector: number, errorCode: number): typeof FAULTED {
+    this.faultVector = vector
+    this.faultError = errorCode
+    return FAULTED
   }
 
   gp(errorCode = 0): never {

@@ -88,8 +88,8 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
   k.nextRip = next
   switch (op) {
     case /* Op.UD */ 0: {
-      if ((D[i + /* F_FLAGS */ 15]! & FL_TOOLONG) !== 0) k.gp(0)
-      return k.ud()
+      if ((D[i + /* F_FLAGS */ 15]! & FL_TOOLONG) !== 0) return k.raise(13, 0)
+      return k.raise(6, -1)
     }
     case /* Op.ALU_RM_R */ 1:
     case /* Op.ALU_RM_I */ 3:
@@ -460,7 +460,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.CMPXCHG8B */ 43: {
       const lin = effectiveAddress(k, D, i, next, true)
       const wide = (D[i + /* F_FLAGS */ 15]! & FL_REXW) !== 0
-      if (wide && lin % 16 !== 0) k.gp(0)
+      if (wide && lin % 16 !== 0) return k.raise(13, 0)
       k.probeWrite(lin, wide ? 16 : 8)
       if (!wide) {
         const mLo = k.read32(lin)
@@ -581,7 +581,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.CALL_REL */ 53: {
       const t = next + D[i + /* F_IMMLO */ 13]!
-      if (t >= CANON || t < -CANON) k.gp(0)
+      if (t >= CANON || t < -CANON) return k.raise(13, 0)
       k.push64(((next % TWO32) + TWO32) % TWO32 | 0, Math.floor(next / TWO32))
       cpu.rip = t
       return -1
@@ -590,7 +590,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const tLo = readRm(k, D, i, 8, lin)
       const t = k.tHi * TWO32 + (tLo >>> 0)
-      if (t >= CANON || t < -CANON) k.gp(0)
+      if (t >= CANON || t < -CANON) return k.raise(13, 0)
       k.push64(((next % TWO32) + TWO32) % TWO32 | 0, Math.floor(next / TWO32))
       cpu.rip = t
       return -1
@@ -600,7 +600,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       k.canonical(sp, true)
       const tLo = k.read64(sp)
       const t = k.tHi * TWO32 + (tLo >>> 0)
-      if (t >= CANON || t < -CANON) k.gp(0)
+      if (t >= CANON || t < -CANON) return k.raise(13, 0)
       k.addRsp(8 + (D[i + /* F_SUB */ 1] === 1 ? D[i + /* F_IMMLO */ 13]! & 0xffff : 0))
       cpu.rip = t
       return -1
@@ -756,12 +756,12 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.CLI */ 73:
-      if (cpu.cpl > iopl(k)) k.gp(0)
+      if (cpu.cpl > iopl(k)) return k.raise(13, 0)
       cpu.rflagsRest &= ~Rflags.IF
       cpu.rip = next
       return -1
     case /* Op.STI */ 74:
-      if (cpu.cpl > iopl(k)) k.gp(0)
+      if (cpu.cpl > iopl(k)) return k.raise(13, 0)
       if ((cpu.rflagsRest & Rflags.IF) === 0) {
         cpu.rflagsRest |= Rflags.IF
         sys.setShadow(k, Interruptibility.STI)
@@ -789,7 +789,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.UD2 */ 79:
-      return k.ud()
+      return k.raise(6, -1)
     case /* Op.INT */ 80: {
       cpu.rip = next
       try {
@@ -824,7 +824,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       sys.sysret(k, (D[i + /* F_FLAGS */ 15]! & FL_REXW) !== 0)
       return -1
     case /* Op.HLT */ 85: {
-      if (cpu.cpl !== 0) k.gp(0)
+      if (cpu.cpl !== 0) return k.raise(13, 0)
       const ic = cpu.intercepts
       if (ic !== null && ic.exitsOnHlt()) return k.exitNow(ExitReason.HLT, 0, 0, 0)
       cpu.rip = next
@@ -847,15 +847,15 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     case /* Op.RDTSC */ 89:
     case /* Op.RDTSCP */ 90:
-      if (op === /* Op.RDTSCP */ 90 && cpu.intercepts !== null && cpu.intercepts.rdtscpEnabled === false) return k.ud()
+      if (op === /* Op.RDTSCP */ 90 && cpu.intercepts !== null && cpu.intercepts.rdtscpEnabled === false) return k.raise(6, -1)
       if (sys.rdtsc(k, op === /* Op.RDTSCP */ 90) === EXITED) return EXITED
       cpu.rip = next
       return -1
     case /* Op.RDPMC */ 91: {
-      if ((cpu.cr4 & Cr4.PCE) === 0 && cpu.cpl !== 0) k.gp(0)
+      if ((cpu.cr4 & Cr4.PCE) === 0 && cpu.cpl !== 0) return k.raise(13, 0)
       const ic = cpu.intercepts
       if (ic !== null && ic.exitsOnRdpmc()) return k.exitNow(ExitReason.RDPMC, 0, 0, 0)
-      if ((cpu.lo[1]! >>> 0) > 3) k.gp(0) // general-purpose counters 0..3 only, all reading 0
+      if ((cpu.lo[1]! >>> 0) > 3) return k.raise(13, 0) // general-purpose counters 0..3 only, all reading 0
       k.setReg(0, 4, 0, 0)
       k.setReg(2, 4, 0, 0)
       cpu.rip = next
@@ -872,21 +872,21 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.LGDT */ 96:
     case /* Op.LIDT */ 97:
-      if (cpu.cpl !== 0) k.gp(0)
+      if (cpu.cpl !== 0) return k.raise(13, 0)
       if (descriptorTableExiting(k)) return descriptorTableExit(k, D, i, ExitReason.GDTR_IDTR, op === /* Op.LGDT */ 96 ? 2 : 3)
       sys.lgdtLidt(k, effectiveAddress(k, D, i, next, true), op === Op.LIDT)
       cpu.rip = next
       return -1
     case /* Op.SGDT */ 98:
     case /* Op.SIDT */ 99:
-      if ((cpu.cr4 & Cr4.UMIP) !== 0 && cpu.cpl > 0) k.gp(0)
+      if ((cpu.cr4 & Cr4.UMIP) !== 0 && cpu.cpl > 0) return k.raise(13, 0)
       if (descriptorTableExiting(k)) return descriptorTableExit(k, D, i, ExitReason.GDTR_IDTR, op === /* Op.SGDT */ 98 ? 0 : 1)
       sys.sgdtSidt(k, effectiveAddress(k, D, i, next, true), op === Op.SIDT)
       cpu.rip = next
       return -1
     case /* Op.LLDT */ 100:
     case /* Op.LTR */ 101: {
-      if (cpu.cpl !== 0) k.gp(0)
+      if (cpu.cpl !== 0) return k.raise(13, 0)
       if (descriptorTableExiting(k)) return descriptorTableExit(k, D, i, ExitReason.LDTR_TR, op === /* Op.LLDT */ 100 ? 2 : 3)
       const lin = isMem(D, i) ? effectiveAddress(k, D, i, next, true) : 0
       const sel = isMem(D, i) ? k.read16(lin) : cpu.lo[D[i + /* F_RM */ 7]!]! & 0xffff
@@ -897,7 +897,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.SLDT */ 102:
     case /* Op.STR */ 103:
     case /* Op.SMSW */ 104: {
-      if ((cpu.cr4 & Cr4.UMIP) !== 0 && cpu.cpl > 0) k.gp(0)
+      if ((cpu.cr4 & Cr4.UMIP) !== 0 && cpu.cpl > 0) return k.raise(13, 0)
       if (op !== /* Op.SMSW */ 104 && descriptorTableExiting(k)) {
         return descriptorTableExit(k, D, i, ExitReason.LDTR_TR, op === /* Op.SLDT */ 102 ? 0 : 1)
       }
@@ -910,7 +910,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.LMSW */ 105: {
       const mem = isMem(D, i)
       const lin = mem ? effectiveAddress(k, D, i, next, true) : NaN
-      if (cpu.cpl !== 0) k.gp(0)
+      if (cpu.cpl !== 0) return k.raise(13, 0)
       const v = mem ? k.read16(lin) : cpu.lo[D[i + /* F_RM */ 7]!]! & 0xffff
       sys.lmsw(k, v, lin)
       cpu.rip = next
@@ -922,7 +922,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     case /* Op.INVLPG */ 107: {
       const lin = effectiveAddress(k, D, i, next, true)
-      if (cpu.cpl !== 0) k.gp(0)
+      if (cpu.cpl !== 0) return k.raise(13, 0)
       const ic = cpu.intercepts
       if (ic !== null && ic.exitsOnInvlpg()) {
         return k.exitNow(ExitReason.INVLPG, ((lin % TWO32) + TWO32) % TWO32 | 0, Math.floor(lin / TWO32) | 0, 0)
@@ -933,17 +933,17 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.VMCALL */ 108:
-      if (cpu.intercepts === null) return k.ud()
+      if (cpu.intercepts === null) return k.raise(6, -1)
       return k.exitNow(ExitReason.VMCALL, 0, 0, 0)
     case /* Op.VMX */ 109: {
-      if (cpu.intercepts === null) return k.ud()
+      if (cpu.intercepts === null) return k.raise(6, -1)
       const info = vmxInstructionInfo(D, i)
       const disp = isMem(D, i) ? D[i + /* F_DISPLO */ 11]! : 0
       return k.exitNow(D[i + /* F_SUB */ 1]!, disp, isMem(D, i) ? D[i + /* F_DISPHI */ 12]! : 0, info)
     }
     case /* Op.MONITOR */ 110:
     case /* Op.MWAIT */ 111: {
-      if (cpu.cpl !== 0) k.ud()
+      if (cpu.cpl !== 0) return k.raise(6, -1)
       const ic = cpu.intercepts
       if (op === Op.MONITOR && ic !== null && ic.exitsOnMonitor()) return k.exitNow(ExitReason.MONITOR_INSTRUCTION, 0, 0, 0)
       if (op === Op.MWAIT && ic !== null && ic.exitsOnMwait()) return k.exitNow(ExitReason.MWAIT_INSTRUCTION, 0, 0, 0)
@@ -952,7 +952,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.INVD */ 112:
     case /* Op.WBINVD */ 113:
-      if (cpu.cpl !== 0) k.gp(0)
+      if (cpu.cpl !== 0) return k.raise(13, 0)
       if (op === Op.INVD && cpu.intercepts !== null) return k.exitNow(ExitReason.INVD, 0, 0, 0)
       if (op === /* Op.WBINVD */ 113 && cpu.intercepts !== null && cpu.intercepts.exitsOnWbinvd !== undefined && cpu.intercepts.exitsOnWbinvd()) {
         return k.exitNow(ExitReason.WBINVD, 0, 0, 0)
@@ -990,7 +990,7 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     }
     case /* Op.CLAC_STAC */ 131:
       // SMAP is not advertised by CPUID here, so CLAC/STAC are #UD as on such processors.
-      return k.ud()
+      return k.raise(6, -1)
     default:
       throw new Error(`executeSlow: no handler for op ${op}`)
   }
