@@ -235,7 +235,11 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if ((kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
       lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.ceil(sliceInstructions / lp.caps.preemptionTimerScale)))
     }
-    if (trace.on[KvmEvent.entry] === 1) trace.entry(cpu, pid, vcpu.id, regs.rip % TWO32 >>> 0, hi32(regs.rip))
+    if (trace.on[KvmEvent.entry] === 1) {
+      const rip = regs.rip
+      const ripHi = Math.floor(rip / TWO32)
+      trace.entry(cpu, pid, vcpu.id, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
+    }
     clock.cpuNs[cpu]! += Cost.entryNs
     lp.core = regs
     const retiredBefore = regs.instructionsRetired
@@ -275,7 +279,9 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
       const failed = (exitReason & 0x80000000) !== 0
       const intrInfo = failed ? lp.vmreadLo(F.VM_EXIT_INTR_INFO) : x.interruptionInformation >>> 0
       const errorCode = failed ? lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE) : x.interruptionErrorCode >>> 0
-      trace.exit(cpu, pid, vcpu.id, exitReason, regs.rip % TWO32 >>> 0, hi32(regs.rip), x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
+      const rip = regs.rip
+      const ripHi = Math.floor(rip / TWO32)
+      trace.exit(cpu, pid, vcpu.id, exitReason, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
     }
     vcpu.run.ifFlag = (regs.getRflags32() & 0x200) !== 0
     if ((exitReason & 0x80000000) !== 0) {
@@ -298,4 +304,3 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   }
 }
 
-const hi32 = (v: number): number => Math.floor(v / TWO32) >>> 0
