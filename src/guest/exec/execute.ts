@@ -388,16 +388,16 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       return -1
     }
     case /* Op.MOV_FROM_CR */ 33:
-      sys.movFromCr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!)
+      if (sys.movFromCr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!) === EXITED) return EXITED
       cpu.rip = next
       return -1
     case /* Op.MOV_TO_CR */ 34:
-      sys.movToCr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!)
+      if (sys.movToCr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!) === EXITED) return EXITED
       cpu.rip = next
       return -1
     case /* Op.MOV_FROM_DR */ 35:
     case /* Op.MOV_TO_DR */ 36:
-      sys.movDr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!, op === Op.MOV_TO_DR)
+      if (sys.movDr(k, D[i + /* F_REG */ 6]!, D[i + /* F_RM */ 7]!, op === Op.MOV_TO_DR) === EXITED) return EXITED
       cpu.rip = next
       return -1
     case /* Op.MOVZX */ 37:
@@ -912,12 +912,12 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       const lin = mem ? effectiveAddress(k, D, i, next, true) : NaN
       if (cpu.cpl !== 0) return k.raise(13, 0)
       const v = mem ? k.read16(lin) : cpu.lo[D[i + /* F_RM */ 7]!]! & 0xffff
-      sys.lmsw(k, v, lin)
+      if (sys.lmsw(k, v, lin) === EXITED) return EXITED
       cpu.rip = next
       return -1
     }
     case /* Op.CLTS */ 106:
-      sys.clts(k)
+      if (sys.clts(k) === EXITED) return EXITED
       cpu.rip = next
       return -1
     case /* Op.INVLPG */ 107: {

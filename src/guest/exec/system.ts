@@ -22,11 +22,11 @@ const requireCpl0 = (k: Engine): void => {
 }
 
 /** CR-access exit (reason 28) with the SDM's qualification layout (Table 28-3). */
-const crExit = (k: Engine, cr: number, accessType: number, gpr: number, lmswMem: boolean, lmswData: number): never =>
-  k.exitInstruction(ExitReason.CR_ACCESS, cr | (accessType << 4) | (lmswMem ? 1 << 6 : 0) | (gpr << 8) | ((lmswData & 0xffff) << 16), 0, 0)
+const crExit = (k: Engine, cr: number, accessType: number, gpr: number, lmswMem: boolean, lmswData: number): number =>
+  k.exitNow(ExitReason.CR_ACCESS, cr | (accessType << 4) | (lmswMem ? 1 << 6 : 0) | (gpr << 8) | ((lmswData & 0xffff) << 16), 0, 0)
 
 /** MOV from CR (0F 20): reads CR0/CR4 through the read shadows. */
-export const movFromCr = (k: Engine, cr: number, gpr: number): void => {
+export const movFromCr = (k: Engine, cr: number, gpr: number): number => {
   requireCpl0(k)
   const cpu = k.cpu
   const ic = cpu.intercepts
@@ -42,7 +42,7 @@ export const movFromCr = (k: Engine, cr: number, gpr: number): void => {
       hi = cpu.cr2Hi
       break
     case 3:
-      if (ic !== null && ic.exitsOnCrRead(3)) crExit(k, 3, 1, gpr, false, 0)
+      if (ic !== null && ic.exitsOnCrRead(3)) return crExit(k, 3, 1, gpr, false, 0)
       lo = cpu.cr3Lo
       hi = cpu.cr3Hi
       break
@@ -51,16 +51,17 @@ export const movFromCr = (k: Engine, cr: number, gpr: number): void => {
       if (ic !== null) lo = (lo & ~ic.cr4GuestHostMask) | (ic.cr4ReadShadow & ic.cr4GuestHostMask)
       break
     default:
-      if (ic !== null && ic.exitsOnCrRead(8)) crExit(k, 8, 1, gpr, false, 0)
+      if (ic !== null && ic.exitsOnCrRead(8)) return crExit(k, 8, 1, gpr, false, 0)
       lo = cpu.cr8 & 0xf
       break
   }
   cpu.lo[gpr] = lo
   cpu.hi[gpr] = hi
+  return DONE
 }
 
-/** MOV to CR (0F 22). */
-export const movToCr = (k: Engine, cr: number, gpr: number): void => {
+/** MOV to CR (0F 22); returns EXITED when it exits (record filled), else DONE. */
+export const movToCr = (k: Engine, cr: number, gpr: number): number => {
   requireCpl0(k)
   const cpu = k.cpu
   const ic = cpu.intercepts
@@ -68,16 +69,16 @@ export const movToCr = (k: Engine, cr: number, gpr: number): void => {
   const hi = cpu.hi[gpr]!
   switch (cr) {
     case 0: {
-      if (ic !== null && ((lo ^ ic.cr0ReadShadow) & ic.cr0GuestHostMask) !== 0) crExit(k, 0, 0, gpr, false, 0)
+      if (ic !== null && ((lo ^ ic.cr0ReadShadow) & ic.cr0GuestHostMask) !== 0) return crExit(k, 0, 0, gpr, false, 0)
       writeCr0(k, lo, hi)
-      return
+      return DONE
     }
     case 2:
       cpu.cr2Lo = lo
       cpu.cr2Hi = hi
-      return
+      return DONE
     case 3: {
-      if (ic !== null && ic.exitsOnCrWrite(3, big(lo, hi))) crExit(k, 3, 0, gpr, false, 0)
+      if (ic !== null && ic.exitsOnCrWrite(3, big(lo, hi))) return crExit(k, 3, 0, gpr, false, 0)
       // Bits above MAXPHYADDR (46) must be 0; bit 63 is the PCID no-flush hint (ignored without PCIDE).
       if ((hi & 0x7fffc000) !== 0) k.gp(0)
       cpu.cr3Lo = lo
@@ -85,19 +86,19 @@ export const movToCr = (k: Engine, cr: number, gpr: number): void => {
       if ((cpu.cr4 & Cr4.PGE) !== 0) k.tlb.flushNonGlobal()
       else k.tlb.flushAll()
       k.codeBase = NaN
-      return
+      return DONE
     }
     case 4: {
-      if (ic !== null && ((lo ^ ic.cr4ReadShadow) & ic.cr4GuestHostMask) !== 0) crExit(k, 4, 0, gpr, false, 0)
+      if (ic !== null && ((lo ^ ic.cr4ReadShadow) & ic.cr4GuestHostMask) !== 0) return crExit(k, 4, 0, gpr, false, 0)
       writeCr4(k, lo, hi)
-      return
+      return DONE
     }
     default: {
-      if (ic !== null && ic.exitsOnCrWrite(8, big(lo, hi))) crExit(k, 8, 0, gpr, false, 0)
+      if (ic !== null && ic.exitsOnCrWrite(8, big(lo, hi))) return crExit(k, 8, 0, gpr, false, 0)
       if (hi !== 0 || (lo & ~0xf) !== 0) k.gp(0)
       cpu.cr8 = lo & 0xf
       cpu.attention = 1
-      return
+      return DONE
     }
   }
 }
@@ -125,16 +126,17 @@ const writeCr4 = (k: Engine, lo: number, hi: number): void => {
 }
 
 /** CLTS: exits when CR0.TS is owned by the host and the shadow's TS is 1. */
-export const clts = (k: Engine): void => {
+export const clts = (k: Engine): number => {
   requireCpl0(k)
   const cpu = k.cpu
   const ic = cpu.intercepts
-  if (ic !== null && (ic.cr0GuestHostMask & Cr0.TS) !== 0 && (ic.cr0ReadShadow & Cr0.TS) !== 0) crExit(k, 0, 2, 0, false, 0)
+  if (ic !== null && (ic.cr0GuestHostMask & Cr0.TS) !== 0 && (ic.cr0ReadShadow & Cr0.TS) !== 0) return crExit(k, 0, 2, 0, false, 0)
   cpu.cr0 &= ~Cr0.TS
+  return DONE
 }
 
 /** LMSW: loads CR0[3:0] (cannot clear PE). `source` is the 16-bit operand; `memLin` NaN for a register source. */
-export const lmsw = (k: Engine, source: number, memLin: number): void => {
+export const lmsw = (k: Engine, source: number, memLin: number): number => {
   requireCpl0(k)
   const cpu = k.cpu
   const ic = cpu.intercepts
@@ -144,25 +146,18 @@ export const lmsw = (k: Engine, source: number, memLin: number): void => {
     // SDM 25.1.3: exits if a masked bit among 3:1 differs from the shadow, or PE is masked, the
     // shadow's PE is 0 and the source's PE is 1.
     if ((m & 0xe & (source ^ s)) !== 0 || ((m & 1) !== 0 && (s & 1) === 0 && (source & 1) !== 0)) {
+      // The exit record's guest-linear address holds a memory source's address (SDM 28.2.1).
+      const r = crExit(k, 0, 3, 0, !Number.isNaN(memLin), source)
       if (!Number.isNaN(memLin)) {
         cpu.exit.guestLinearLo = ((memLin % TWO32) + TWO32) % TWO32 | 0
         cpu.exit.guestLinearHi = Math.floor(memLin / TWO32)
       }
-      const x = cpu.exit
-      const glLo = x.guestLinearLo
-      const glHi = x.guestLinearHi
-      try {
-        crExit(k, 0, 3, 0, !Number.isNaN(memLin), source)
-      } finally {
-        if (!Number.isNaN(memLin)) {
-          x.guestLinearLo = glLo
-          x.guestLinearHi = glHi
-        }
-      }
+      return r
     }
   }
   const newLow = (source & 0xf) | (cpu.cr0 & 1)
   cpu.cr0 = (cpu.cr0 & ~0xf) | newLow
+  return DONE
 }
 
 /** The 16 bits SMSW stores (CR0 through the shadow). */
@@ -689,12 +684,12 @@ export const swapgs = (k: Engine): void => {
 }
 
 /** MOV to/from DR0-7 (DR4/DR5 alias DR6/DR7 unless CR4.DE). No breakpoints are simulated. */
-export const movDr = (k: Engine, dr: number, gpr: number, toDr: boolean): void => {
+export const movDr = (k: Engine, dr: number, gpr: number, toDr: boolean): number => {
   const cpu = k.cpu
   if ((dr === 4 || dr === 5) && (cpu.cr4 & Cr4.DE) !== 0) k.ud()
   requireCpl0(k)
   if (cpu.intercepts !== null && cpu.intercepts.exitsOnDrAccess !== undefined && cpu.intercepts.exitsOnDrAccess()) {
-    k.exitInstruction(ExitReason.DR_ACCESS, dr | (toDr ? 0 : 1 << 4) | (gpr << 8), 0, 0)
+    return k.exitNow(ExitReason.DR_ACCESS, dr | (toDr ? 0 : 1 << 4) | (gpr << 8), 0, 0)
   }
   const r = dr === 4 ? 6 : dr === 5 ? 7 : dr
   if (toDr) {
@@ -713,4 +708,5 @@ export const movDr = (k: Engine, dr: number, gpr: number, toDr: boolean): void =
     cpu.lo[gpr] = lo32(v)
     cpu.hi[gpr] = hi32(v)
   }
+  return DONE
 }
