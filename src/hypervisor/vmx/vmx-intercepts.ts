@@ -37,8 +37,8 @@ export class VmxIntercepts implements Intercepts {
   /** The VMCS bookkeeping and capabilities the policy was last configured from (skip unchanged re-reads). */
   configuredFrom: object | null = null
   configuredCaps: object | null = null
-  /** Set while VM entry delivers an injected event: that delivery ignores the exception bitmap. */
-  bypassExceptionBitmapOnce = false
+  /** Secondary control "enable RDTSCP": RDTSCP is #UD in non-root operation without it. */
+  rdtscpEnabled = false
 
   pin = 0
   primary = 0
@@ -75,6 +75,7 @@ export class VmxIntercepts implements Intercepts {
     this.pin = pin
     this.primary = primary
     this.secondary = secondary
+    this.rdtscpEnabled = (secondary & SecondaryControl.ENABLE_RDTSCP) !== 0
     this.externalInterruptExiting = (pin & PinControl.EXT_INTR_MASK) !== 0
     this.nmiExiting = (pin & PinControl.NMI_EXITING) !== 0
     this.virtualNmis = (pin & PinControl.VIRTUAL_NMIS) !== 0
@@ -207,11 +208,17 @@ export class VmxIntercepts implements Intercepts {
     return (this.primary & PrimaryControl.MOV_DR_EXITING) !== 0
   }
 
+  /** "WBINVD exiting" (secondary bit 6): WBINVD/WBNOINVD exit with reason 54. */
+  exitsOnWbinvd(): boolean {
+    return (this.secondary & SecondaryControl.WBINVD_EXITING) !== 0
+  }
+
+  /** "Descriptor-table exiting" (secondary bit 2): LGDT/LIDT/SGDT/SIDT exit (46), LLDT/LTR/SLDT/STR (47). */
+  exitsOnDescriptorTable(): boolean {
+    return (this.secondary & SecondaryControl.DESC) !== 0
+  }
+
   exitsOnException(vector: number, errorCode: number): boolean {
-    if (this.bypassExceptionBitmapOnce) {
-      this.bypassExceptionBitmapOnce = false
-      return false
-    }
     const inBitmap = (this.exceptionBitmap & (1 << vector)) !== 0
     if (vector !== 14) return inBitmap
     // #PF: with bit 14 set, exit iff (PFEC & mask) == match; with it clear, iff they differ.

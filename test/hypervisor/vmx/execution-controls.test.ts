@@ -254,7 +254,8 @@ describe("secondary processor-based controls", () => {
     expect(violation.reason).toBe(ExitReason.EPT_VIOLATION)
     // Write access (bit 1), the translation allows read+execute (bits 3 and 5), linear address valid (7), final access (8).
     expect(violation.qualification).toBe(0x1aan)
-    expect(violation.read(F.GUEST_PHYSICAL_ADDRESS) & ~0xfffn).toBe(0x5000n)
+    // The full guest-physical address of the access, not its page (SDM 27.2.1).
+    expect(violation.read(F.GUEST_PHYSICAL_ADDRESS)).toBe(0x5008n)
     expect(violation.read(F.GUEST_LINEAR_ADDRESS)).toBe(0x5008n)
   })
   it("an EPT entry that is writable but not readable is an EPT misconfiguration (49)", () => {
@@ -270,6 +271,39 @@ describe("secondary processor-based controls", () => {
     })
     expect(on.reason).toBe(ExitReason.RDTSCP)
     reachedHlt(vm("rdtscp\nhlt", (lp) => secondary(lp, SecondaryControl.ENABLE_RDTSCP)))
+  })
+  it("enable RDTSCP clear: RDTSCP raises #UD in the guest (before RDTSC exiting is consulted)", () => {
+    const off = vm("rdtscp\nhlt", (lp) => {
+      lp.vmwrite(F.EXCEPTION_BITMAP, 1n << 6n)
+      set(lp, F.CPU_BASED_VM_EXEC_CONTROL, PrimaryControl.RDTSC_EXITING)
+    })
+    expect(off.reason).toBe(ExitReason.EXCEPTION_NMI)
+    expect(off.read(F.VM_EXIT_INTR_INFO)).toBe(0x8000_0306n) // valid, hardware exception, #UD
+  })
+  it("WBINVD exiting: WBINVD exits with reason 54 and its length; without the control it runs", () => {
+    const on = vm("wbinvd\nhlt", (lp) => secondary(lp, SecondaryControl.WBINVD_EXITING))
+    expect(on.reason).toBe(ExitReason.WBINVD)
+    expect(on.read(F.VM_EXIT_INSTRUCTION_LEN)).toBe(2n)
+    reachedHlt(vm("wbinvd\nhlt", (lp) => secondary(lp, 0)))
+  })
+  it("descriptor-table exiting: SGDT/LIDT exit with reason 46, SLDT/STR with 47; without the control they run", () => {
+    const sgdt = vm("sgdt [0x5000]\nhlt", (lp) => secondary(lp, SecondaryControl.DESC))
+    expect(sgdt.reason).toBe(ExitReason.GDTR_IDTR)
+    expect(sgdt.read(F.VM_EXIT_INSTRUCTION_LEN)).toBe(8n)
+    // VM-exit instruction information, bits 29:28: instruction identity (SDM Tables 27-10, 27-11).
+    const identity = (run: Run): bigint => (run.read(F.VMX_INSTRUCTION_INFO) >> 28n) & 3n
+    expect(identity(sgdt)).toBe(0n) // SGDT
+    const lidt = vm("lidt [0x5000]\nhlt", (lp) => secondary(lp, SecondaryControl.DESC))
+    expect(lidt.reason).toBe(ExitReason.GDTR_IDTR)
+    expect(identity(lidt)).toBe(3n) // LIDT
+    const sldt = vm("sldt ax\nhlt", (lp) => secondary(lp, SecondaryControl.DESC))
+    expect(sldt.reason).toBe(ExitReason.LDTR_TR)
+    expect(identity(sldt)).toBe(0n) // SLDT
+    expect((sldt.read(F.VMX_INSTRUCTION_INFO) >> 10n) & 1n).toBe(1n) // register operand
+    const str = vm("str ax\nhlt", (lp) => secondary(lp, SecondaryControl.DESC))
+    expect(str.reason).toBe(ExitReason.LDTR_TR)
+    expect(identity(str)).toBe(1n) // STR
+    reachedHlt(vm("sgdt [0x5000]\nsldt ax\nhlt", (lp) => secondary(lp, 0)))
   })
   it("enable VPID: the guest runs with a nonzero VPID; VPID 0 is refused with error 7", () => {
     reachedHlt(
