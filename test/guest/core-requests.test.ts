@@ -1,5 +1,5 @@
 // What other parts of kvmsim asked of the guest core: fresh translations after RIP or the
-// fetch context changes from outside runBatch, the segment-override prefix as written
+// fetch context changes from outside runBatch, fences, the segment-override prefix as written
 // (checked against iced-x86), the intercept hooks for RDTSCP, WBINVD and descriptor-table
 // exiting with the SDM's instruction information, VM-entry event injection, and the full
 // guest-physical address of an EPT violation.
@@ -78,7 +78,26 @@ describe("RIP and fetch context changed from outside runBatch", () => {
   })
 })
 
-describe("prefixes", () => {
+describe("fences and prefixes", () => {
+  it("LFENCE, MFENCE and SFENCE decode (3 bytes) and run as serializing no-ops", () => {
+    const d = new DecodedInstruction()
+    for (const [modrm, name] of [
+      [0xe8, "lfence"],
+      [0xf0, "mfence"],
+      [0xf8, "sfence"],
+    ] as const) {
+      decodeInstruction(Uint8Array.of(0x0f, 0xae, modrm), 0, 3, d)
+      expect(d.valid).toBe(true)
+      expect(d.length).toBe(3)
+      expect(d.mnemonic).toBe(name)
+    }
+    const m = makeMachine(`start:\n  mov eax, 5\n  db 0x0f, 0xae, 0xe8\n  db 0x0f, 0xae, 0xf0\n  db 0x0f, 0xae, 0xf8\n  inc eax\n  hlt\n`)
+    const before = m.cpu.instructionsRetired
+    expect(m.run()).toBe(RunOutcome.HALTED)
+    expect(m.cpu.getReg(0)).toBe(6n)
+    expect(m.cpu.instructionsRetired - before).toBe(6)
+  })
+
   it("segPrefix is the segment-override prefix as iced-x86 reads it (64-bit mode rules)", () => {
     const prefixes = [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67]
     const icedSeg: Record<string, number> = { ES: Seg.ES, CS: Seg.CS, SS: Seg.SS, DS: Seg.DS, FS: Seg.FS, GS: Seg.GS, None: -1 }

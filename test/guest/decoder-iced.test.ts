@@ -21,7 +21,7 @@ const implemented = new Set(
    Clc Stc Cmc Cld Std Cli Sti Lahf Sahf Nop Endbr64 Pause Ud2 Int Int3 Int1 Iretq Iret Iretd Syscall Sysretq Sysretd Sysret
    Hlt Cpuid Rdmsr Wrmsr Rdtsc Rdtscp Rdpmc In Out Lgdt Lidt Sgdt Sidt Lldt Ltr Sldt Str Smsw Lmsw Clts Invlpg
    Vmcall Vmlaunch Vmresume Vmxoff Vmxon Vmclear Vmptrld Vmptrst Vmread Vmwrite Monitor Mwait Invd Wbinvd Wbnoinvd Swapgs Xlatb
-   Clac Stac`
+   Clac Stac Lfence Mfence Sfence`
     .split(/\s+/)
     .filter((s) => s !== ""),
 )

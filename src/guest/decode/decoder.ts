@@ -1214,6 +1214,15 @@ const decodeTwoByte = (c: Ctx, d: DecodedInstruction): void => {
       else fixedReg(d, 1, 1)
       return finishLock(d, false)
     }
+    case 0xae: {
+      // Group 15: only the fences are simulated (register forms of /5 /6 /7 without 66/F2/F3);
+      // they serialize memory ordering, which a one-core in-order interpreter already has: NOP.
+      modrm(c, d)
+      const opn = (d.modrm >> 3) & 7
+      if ((d.modrm & 0xc0) !== 0xc0 || opn < 5 || d.opsizePrefix || d.rep !== 0) return
+      set(d, Op.NOP, opn === 5 ? "lfence" : opn === 6 ? "mfence" : "sfence")
+      return finishLock(d, false)
+    }
     case 0xaf:
       modrm(c, d)
       set(d, Op.IMUL2, "imul")
