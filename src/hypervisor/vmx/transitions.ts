@@ -245,6 +245,16 @@ const HOST_WIDE_FIELDS: ReadonlyArray<readonly [number, number]> = [
 const HOST_ROOT_WORD = Int32Array.from(HOST_WIDE_FIELDS, ([reg]) => reg * 2)
 const HOST_VMCS_WORD = Int32Array.from(HOST_WIDE_FIELDS, ([, field]) => byteOffset[field]! >>> 2)
 const HOST_WIDE_COUNT = HOST_WIDE_FIELDS.length
+/** Half-word indices of the 16-bit host selectors, word index of the 32-bit SYSENTER_CS. */
+const halfOf = (field: number): number => byteOffset[field]! >>> 1
+const H_HOST_ES_SELECTOR = halfOf(F.HOST_ES_SELECTOR)
+const H_HOST_CS_SELECTOR = halfOf(F.HOST_CS_SELECTOR)
+const H_HOST_SS_SELECTOR = halfOf(F.HOST_SS_SELECTOR)
+const H_HOST_DS_SELECTOR = halfOf(F.HOST_DS_SELECTOR)
+const H_HOST_FS_SELECTOR = halfOf(F.HOST_FS_SELECTOR)
+const H_HOST_GS_SELECTOR = halfOf(F.HOST_GS_SELECTOR)
+const H_HOST_TR_SELECTOR = halfOf(F.HOST_TR_SELECTOR)
+const W_HOST_SYSENTER_CS = wordOf(F.HOST_IA32_SYSENTER_CS)
 
 const copyHost = (lp: LogicalProcessor, reg: number, field: number): void => {
   lp.root.words[reg * 2] = lp.view.lo(field)
@@ -265,14 +275,15 @@ const loadHostState = (lp: LogicalProcessor): VmxStatus => {
     rootWords[r + 1] = vmcsWords[v + 1]!
   }
   const selectors = root.selectors
-  selectors.es = view.lo(F.HOST_ES_SELECTOR)
-  selectors.cs = view.lo(F.HOST_CS_SELECTOR)
-  selectors.ss = view.lo(F.HOST_SS_SELECTOR)
-  selectors.ds = view.lo(F.HOST_DS_SELECTOR)
-  selectors.fs = view.lo(F.HOST_FS_SELECTOR)
-  selectors.gs = view.lo(F.HOST_GS_SELECTOR)
-  selectors.tr = view.lo(F.HOST_TR_SELECTOR)
-  root.sysenterCs = view.lo(F.HOST_IA32_SYSENTER_CS)
+  const vmcsHalves = view.page.halves
+  selectors.es = vmcsHalves[H_HOST_ES_SELECTOR]!
+  selectors.cs = vmcsHalves[H_HOST_CS_SELECTOR]!
+  selectors.ss = vmcsHalves[H_HOST_SS_SELECTOR]!
+  selectors.ds = vmcsHalves[H_HOST_DS_SELECTOR]!
+  selectors.fs = vmcsHalves[H_HOST_FS_SELECTOR]!
+  selectors.gs = vmcsHalves[H_HOST_GS_SELECTOR]!
+  selectors.tr = vmcsHalves[H_HOST_TR_SELECTOR]!
+  root.sysenterCs = vmcsWords[W_HOST_SYSENTER_CS]!
   if ((exitControls & ExitControl.LOAD_IA32_EFER) !== 0) copyHost(lp, RootReg.EFER, F.HOST_IA32_EFER)
   else {
     // Without "load IA32_EFER", LMA and LME follow "host address-space size" (27.5.1).
