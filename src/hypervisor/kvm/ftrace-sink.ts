@@ -7,7 +7,8 @@ import { IRQS_OFF_CONTEXT, TASK_CONTEXT } from "../../trace/context.ts"
 import { KVM_EVENT_NAMES } from "../../trace/kvm-events.ts"
 import { FormatError } from "../../trace/printf.ts"
 import type { TraceShape } from "../../trace/service.ts"
-import type { PrintkSite } from "../../trace/tracer.ts"
+import type { PrintkSite, Tracer } from "../../trace/tracer.ts"
+import type { KvmTracepoints } from "../../trace/kvm-tracepoints.ts"
 import { KvmEvent } from "./trace-sink.ts"
 import type { KvmTraceSink } from "./trace-sink.ts"
 
@@ -27,43 +28,49 @@ export class FtraceSink implements KvmTraceSink {
   private lastFormat = ""
   private lastSite: PrintkSite | undefined
 
+  // The writers, held directly: one property load per event instead of two.
+  private readonly kvm: KvmTracepoints
+  private readonly tracer: Tracer
+
   constructor(readonly trace: TraceShape) {
+    this.kvm = trace.kvm
+    this.tracer = trace.tracer
     this.on = trace.tracer.eventEnabled
     this.exitContext = trace.tracer.era === "D" ? IRQS_OFF_CONTEXT : TASK_CONTEXT
   }
 
   entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
-    this.trace.kvm.entry(cpu, pid, IRQS_OFF_CONTEXT, vcpuId, ripLo, ripHi)
+    this.kvm.entry(cpu, pid, IRQS_OFF_CONTEXT, vcpuId, ripLo, ripHi)
   }
   exit(cpu: number, pid: number, vcpuId: number, reason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
-    this.trace.kvm.exit(cpu, pid, this.exitContext, vcpuId, reason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode)
+    this.kvm.exit(cpu, pid, this.exitContext, vcpuId, reason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode)
   }
   hypercall(cpu: number, pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
-    this.trace.kvm.hypercall(cpu, pid, TASK_CONTEXT, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
+    this.kvm.hypercall(cpu, pid, TASK_CONTEXT, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
   }
   pio(cpu: number, pid: number, rw: number, port: number, size: number, count: number, val: number): void {
-    this.trace.kvm.pio(cpu, pid, TASK_CONTEXT, rw === 1, port, size, count, val)
+    this.kvm.pio(cpu, pid, TASK_CONTEXT, rw === 1, port, size, count, val)
   }
   cpuid(cpu: number, pid: number, fn: number, index: number, rax: number, rbx: number, rcx: number, rdx: number, found: boolean, usedMaxBasic: boolean): void {
-    this.trace.kvm.cpuid(cpu, pid, TASK_CONTEXT, fn, index, rax, 0, rbx, 0, rcx, 0, rdx, 0, found, usedMaxBasic)
+    this.kvm.cpuid(cpu, pid, TASK_CONTEXT, fn, index, rax, 0, rbx, 0, rcx, 0, rdx, 0, found, usedMaxBasic)
   }
   msr(cpu: number, pid: number, write: number, ecx: number, dataLo: number, dataHi: number, exception: boolean): void {
-    this.trace.kvm.msr(cpu, pid, TASK_CONTEXT, write === 1, ecx, dataLo, dataHi, exception)
+    this.kvm.msr(cpu, pid, TASK_CONTEXT, write === 1, ecx, dataLo, dataHi, exception)
   }
   cr(cpu: number, pid: number, rw: number, cr: number, valLo: number, valHi: number): void {
-    this.trace.kvm.cr(cpu, pid, TASK_CONTEXT, rw === 1, cr, valLo, valHi)
+    this.kvm.cr(cpu, pid, TASK_CONTEXT, rw === 1, cr, valLo, valHi)
   }
   injException(cpu: number, pid: number, vector: number, hasError: boolean, errorCode: number, reinjected: boolean): void {
-    this.trace.kvm.injException(cpu, pid, TASK_CONTEXT, vector, hasError, errorCode, reinjected)
+    this.kvm.injException(cpu, pid, TASK_CONTEXT, vector, hasError, errorCode, reinjected)
   }
   injVirq(cpu: number, pid: number, vector: number, soft: boolean, reinjected: boolean): void {
-    this.trace.kvm.injVirq(cpu, pid, TASK_CONTEXT, vector, soft, reinjected)
+    this.kvm.injVirq(cpu, pid, TASK_CONTEXT, vector, soft, reinjected)
   }
   userspaceExit(cpu: number, pid: number, reason: number, errno: number): void {
-    this.trace.kvm.userspaceExit(cpu, pid, TASK_CONTEXT, reason, errno)
+    this.kvm.userspaceExit(cpu, pid, TASK_CONTEXT, reason, errno)
   }
   vcpuWakeup(cpu: number, pid: number, ns: number, waited: boolean, valid: boolean): void {
-    this.trace.kvm.vcpuWakeup(cpu, pid, TASK_CONTEXT, ns, waited, valid)
+    this.kvm.vcpuWakeup(cpu, pid, TASK_CONTEXT, ns, waited, valid)
   }
   mmio(): void {
     // kvm_mmio is not among the trace subsystem's events yet.
@@ -74,7 +81,7 @@ export class FtraceSink implements KvmTraceSink {
       const key = `${fn}\u0000${format}`
       site = this.sites.get(key)
       if (site === undefined) {
-        const registered = this.trace.tracer.registerPrintk(fn, format)
+        const registered = this.tracer.registerPrintk(fn, format)
         if (registered instanceof FormatError) throw new Error(`trace_printk format ${JSON.stringify(format)}: ${registered.message}`)
         site = registered
         this.sites.set(key, site)
@@ -83,6 +90,6 @@ export class FtraceSink implements KvmTraceSink {
       this.lastFormat = format
       this.lastSite = site
     }
-    this.trace.tracer.printkValues(cpu, pid, TASK_CONTEXT, site, args)
+    this.tracer.printkValues(cpu, pid, TASK_CONTEXT, site, args)
   }
 }
