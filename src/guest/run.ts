@@ -150,7 +150,11 @@ const boundary = (k: Engine): number => {
     cpu.attention = 1
     return cpu.activityState === ActivityState.SHUTDOWN ? RunOutcome.SHUTDOWN : RunOutcome.HALTED
   }
-  const windows = ic !== null && (ic.interruptWindowExiting || ic.nmiWindowExiting || ic.nmiExiting || ic.externalInterruptExiting)
+  // NMI exiting and external-interrupt exiting matter only while such an event is pending, and
+  // requestNmi/requestInterrupt set cpu.attention when one arrives: without a pending event they
+  // must not send every instruction through here (KVM always sets both pin controls).
+  const windows =
+    ic !== null && (ic.interruptWindowExiting || ic.nmiWindowExiting || (ic.nmiExiting && cpu.nmiPending) || (ic.externalInterruptExiting && irq))
   cpu.attention = shadow || windows || (irq && ifSet) || (cpu.nmiPending && !nmiBlocked) ? 1 : 0
   return CONTINUE
 }
