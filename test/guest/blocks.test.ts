@@ -114,4 +114,39 @@ describe("compiled blocks", () => {
     expect(cpu.getReg(0)).toBe(500500n)
     expect(engineOf(cpu).blocks.functions.length).toBeGreaterThan(1)
   })
+
+  it("are shared by address spaces holding identical code, and a code write in one of them gets its own", () => {
+    // top: add rax,rcx; inc rsi; dec rcx; jnz top; hlt — RAX = n(n+1)/2, RSI = n
+    const code = Uint8Array.from([0x48, 0x01, 0xc8, 0x48, 0xff, 0xc6, 0x48, 0xff, 0xc9, 0x75, 0xf5, 0xf4])
+    const zero = new Array<bigint>(16).fill(0n)
+    const first = machine(code, zero, 1000, 0, true)
+    const second = machine(code, zero, 1000, 0, true)
+    expect(first.memory === second.memory).toBe(false)
+    for (const cpu of [first, second]) {
+      expect(runBatch(cpu, 100_000)).toBe(RunOutcome.HALTED)
+      expect(cpu.getReg(0)).toBe(500500n)
+      expect(cpu.getReg(6)).toBe(1000n)
+    }
+    const blocksOf = (cpu: CpuState) => engineOf(cpu).blocks.functions.slice(1)
+    expect(blocksOf(first).length).toBeGreaterThan(0)
+    expect(blocksOf(second).length).toBe(blocksOf(first).length)
+    expect(blocksOf(second).every((f, n) => f === blocksOf(first)[n])).toBe(true)
+
+    // The second guest rewrites `inc rsi` into `dec rsi` (48 FF CE): it must run the new code,
+    // through a block of its own, while the first keeps the original.
+    expect(second.memory.write(0x100003n, Uint8Array.from([0x48, 0xff, 0xce]))).toBe(true)
+    for (const cpu of [first, second]) {
+      for (let r = 0; r < 16; r++) cpu.setReg(r, 0n)
+      cpu.setReg(1, 1000n)
+      cpu.setReg(4, 0x200000n)
+      cpu.setRip(0x100000n)
+      cpu.activityState = 0
+      expect(runBatch(cpu, 100_000)).toBe(RunOutcome.HALTED)
+      expect(cpu.getReg(0)).toBe(500500n)
+    }
+    expect(first.getReg(6)).toBe(1000n)
+    expect(second.getReg(6)).toBe(BigInt.asUintN(64, -1000n))
+    const rewritten = blocksOf(second).filter((f) => !blocksOf(first).includes(f))
+    expect(rewritten.length).toBeGreaterThan(0)
+  })
 })

@@ -4,7 +4,8 @@
 // function (generated once per block with `new Function`) that keeps the registers and lazy
 // flags in locals. None of these instructions can fault or exit, so the architectural state is
 // written back only at the block's end; a block that branches to its own start loops inside
-// the function while the budget allows. The interpreter stays the reference: a property test
+// the function while the budget allows. Functions are shared between address spaces by their
+// source (identical code, one function). The interpreter stays the reference: a property test
 // runs random register programs both ways and compares every register and flag.
 
 import type { LazyFlags } from "../cpu/flags.ts"
@@ -165,8 +166,29 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
     `"use strict";${load}${FLAGS_LOAD}let units=0;let rip=rip0;` +
     `for(;;){${body.join("")}${terminator}}` +
     `${store}${FLAGS_STORE}k.blockRip=rip;return units;`
-  const fn = new Function("lo", "hi", "F", "k", "rip0", "budget", "cfOf", source) as BlockFunction
-  return { fn, length: count }
+  return { fn: functionFor(source), length: count }
+}
+
+/**
+ * Generated functions by their source, shared by every address space: the source is a pure
+ * function of the block's instruction bytes as decoded (ops, registers, immediates, lengths,
+ * offsets), so VMs running identical code share one function and V8 compiles and optimizes it
+ * once. A write to guest code needs nothing extra here: it bumps the decode-cache generation,
+ * which resets that address space's BlockCache, and recompiling the changed code yields a
+ * different source (another key). Bounded: when full, the map starts over (functions already
+ * held by BlockCaches stay valid).
+ */
+const sharedFunctions = new Map<string, BlockFunction>()
+const SHARED_FUNCTIONS_MAX = 4096
+
+const functionFor = (source: string): BlockFunction => {
+  let fn = sharedFunctions.get(source)
+  if (fn === undefined) {
+    if (sharedFunctions.size >= SHARED_FUNCTIONS_MAX) sharedFunctions.clear()
+    fn = new Function("lo", "hi", "F", "k", "rip0", "budget", "cfOf", source) as BlockFunction
+    sharedFunctions.set(source, fn)
+  }
+  return fn
 }
 
 const blockCaches = new WeakMap<object, BlockCache>()
