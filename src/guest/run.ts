@@ -182,7 +182,8 @@ const loop = (k: Engine, limit: number): RunOutcome => {
   const lo = cpu.lo
   const hi = cpu.hi
   const F = cpu.flags
-  const D = k.cache.records
+  // Re-read after fetchDecode: allocating a record may grow (replace) the array.
+  let D = k.cache.records
   // Budget units used, and those that retired no instruction (delivered events, REP chunks,
   // faulting instructions): retired instructions = units - skipped, so the hot path counts once.
   let units = 0
@@ -231,6 +232,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
           rip = base + pc
           cpu.rip = rip
           i = fetchDecode_(k, rip)
+          D = k.cache.records
           base = Math.floor(rip / 4096) * 4096
           pc = (rip - base) | 0
           map = base === k.codeBase ? k.codeMap : NO_CODE
@@ -241,6 +243,7 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             const bc = k.blocks
             if (bc.generation !== k.cache.generation) bc.reset(k.cache.generation)
             const r = i >> 4
+            if (r >= bc.blockOf.length) bc.grow(D.length)
             let b = bc.blockOf[r]!
             if (b === 0 && ++bc.heat[r]! >= HOT) {
               const compiled = compileBlock_(D, map, pc)

@@ -115,6 +115,30 @@ describe("compiled blocks", () => {
     expect(engineOf(cpu).blocks.functions.length).toBeGreaterThan(1)
   })
 
+  it("survive the decode cache growing while a batch runs (thousands of distinct instructions after a hot loop)", () => {
+    // start: mov rcx,100; loop: add rax,rcx; dec rcx; jnz loop; 2000 x add rbx,1; dec rdx; jnz start; hlt
+    const bytes = [0x48, 0xc7, 0xc1, 0x64, 0x00, 0x00, 0x00, 0x48, 0x01, 0xc8, 0x48, 0xff, 0xc9, 0x75, 0xf8]
+    for (let n = 0; n < 2000; n++) bytes.push(0x48, 0x83, 0xc3, 0x01)
+    bytes.push(0x48, 0xff, 0xca)
+    const rel = -(bytes.length + 6)
+    bytes.push(0x0f, 0x85, rel & 0xff, (rel >> 8) & 0xff, (rel >> 16) & 0xff, (rel >> 24) & 0xff, 0xf4)
+    const code = Uint8Array.from(bytes)
+    const regs = new Array<bigint>(16).fill(0n)
+    regs[2] = 3n
+    const ref = machine(code, regs, 0, 0, false)
+    const fast = machine(code, regs, 0, 0, true)
+    const recordsBefore = engineOf(fast).cache.records.length
+    expect(runBatch(ref, 1_000_000)).toBe(RunOutcome.HALTED)
+    expect(runBatch(fast, 1_000_000)).toBe(RunOutcome.HALTED)
+    expect(ref.getReg(0)).toBe(3n * 5050n)
+    expect(ref.getReg(3)).toBe(6000n)
+    for (let r = 0; r < 16; r++) expect(fast.getReg(r)).toBe(ref.getReg(r))
+    expect(fast.rflags).toBe(ref.rflags)
+    expect(fast.instructionsRetired).toBe(ref.instructionsRetired)
+    expect(engineOf(fast).cache.records.length).toBeGreaterThan(recordsBefore)
+    expect(engineOf(fast).blocks.functions.length).toBeGreaterThan(1)
+  })
+
   it("are shared by address spaces holding identical code, and a code write in one of them gets its own", () => {
     // top: add rax,rcx; inc rsi; dec rcx; jnz top; hlt — RAX = n(n+1)/2, RSI = n
     const code = Uint8Array.from([0x48, 0x01, 0xc8, 0x48, 0xff, 0xc6, 0x48, 0xff, 0xc9, 0x75, 0xf5, 0xf4])

@@ -38,12 +38,20 @@ export const IMM2_SHIFT = 8 // bits 15:8: ENTER's nesting level
 export const MODRM_SHIFT = 16 // bits 23:16: the ModRM byte
 
 const CAPACITY = 1 << 15
+/** Records allocated at first: most guests run a few hundred distinct instructions. */
+const INITIAL_RECORDS = 512
 
 export class DecodeCache implements CodeWriteListener {
-  /** Records; the last one is scratch space for instructions that are not cached (page-crossing). */
-  readonly records = new Int32Array((CAPACITY + 1) * STRIDE)
-  readonly scratch = CAPACITY * STRIDE
-  private next = 0
+  /**
+   * Records; record 0 is scratch space for instructions that are not cached (page-crossing),
+   * records 1..CAPACITY hold cached ones. The array starts small and doubles as records are
+   * allocated (existing indices stay valid, so the old array's contents are copied), because
+   * 64 VMs each zeroing a full 2 MiB array at their first instruction dominated their start.
+   * Callers holding `records` in a local must re-read it after anything that allocates.
+   */
+  records = new Int32Array(INITIAL_RECORDS * STRIDE)
+  readonly scratch = 0
+  private next = 1
   private readonly pages = new Map<number, Int32Array>()
   /** Increments when everything is dropped, so CPUs forget their current-page pointer. */
   generation = 0
@@ -71,14 +79,20 @@ export class DecodeCache implements CodeWriteListener {
     this.pages.get(page)?.fill(0)
   }
 
-  /** Allocates a record (dropping the whole cache when full) and returns its base index. */
+  /** Allocates a record (growing the array, or dropping the whole cache when full) and returns its base index. */
   allocate(): number {
-    if (this.next >= CAPACITY) {
+    if (this.next > CAPACITY) {
       for (const map of this.pages.values()) map.fill(0)
-      this.next = 0
+      this.next = 1
       this.generation++
     }
-    return this.next++ * STRIDE
+    const at = this.next++ * STRIDE
+    if (at >= this.records.length) {
+      const grown = new Int32Array(Math.min(this.records.length * 2, (CAPACITY + 1) * STRIDE))
+      grown.set(this.records)
+      this.records = grown
+    }
+    return at
   }
 
   /** Stores a decoded instruction into record `at`. */

@@ -205,9 +205,9 @@ export const blockCacheOf = (decodeCache: { readonly records: Int32Array }): Blo
 
 /** Record index (of the cache's record array) → block number, per decode-cache generation. */
 export class BlockCache {
-  /** 0 unknown, -1 not compilable, n > 0 block n. Indexed by record / STRIDE. */
-  readonly blockOf: Int32Array
-  readonly heat: Int32Array
+  /** 0 unknown, -1 not compilable, n > 0 block n. Indexed by record / STRIDE; grows with the records. */
+  blockOf: Int32Array
+  heat: Int32Array
   readonly functions: Array<BlockFunction | null> = [null]
   readonly lengths: Array<number> = [0]
   generation = -1
@@ -223,5 +223,15 @@ export class BlockCache {
     this.functions.length = 1
     this.lengths.length = 1
     this.generation = generation
+  }
+
+  /** Makes room for record arrays of `records` ints (the decode cache grew), keeping what is known. */
+  grow(records: number): void {
+    const blockOf = new Int32Array(records / STRIDE)
+    const heat = new Int32Array(records / STRIDE)
+    blockOf.set(this.blockOf)
+    heat.set(this.heat)
+    this.blockOf = blockOf
+    this.heat = heat
   }
 }
