@@ -261,6 +261,29 @@ start:
     expect(b.m.cpu.ripValue).toBe(b.m.sym("window"))
   })
 
+  it("with NMI and external-interrupt exiting on and nothing pending, the guest runs on; an event requested between batches exits at once", () => {
+    const { m } = machine(`start:\n  inc rax\n  jmp start\n`, (p) => {
+      p.externalInterruptExiting = true
+      p.nmiExiting = true
+    })
+    expect(m.run(5000)).toBe(RunOutcome.BUDGET)
+    expect(m.cpu.instructionsRetired).toBe(5000)
+    // Nothing pending: the instruction boundary needs no attention (KVM sets both controls, and
+    // checking them at every instruction made guests in a VM ~3x slower than bare).
+    expect(m.cpu.attention).toBe(0)
+    m.cpu.requestInterrupt(0x30)
+    expect(m.run()).toBe(RunOutcome.VM_EXIT)
+    expect(m.cpu.exit.reason).toBe(ExitReason.EXTERNAL_INTERRUPT)
+    expect(m.cpu.instructionsRetired).toBe(5000)
+    m.cpu.acknowledgeInterrupt(0x30)
+    expect(m.run(300)).toBe(RunOutcome.BUDGET)
+    expect(m.cpu.instructionsRetired).toBe(5300)
+    m.cpu.requestNmi()
+    expect(m.run()).toBe(RunOutcome.VM_EXIT)
+    expect(m.cpu.exit.reason).toBe(ExitReason.EXCEPTION_NMI)
+    expect(m.cpu.instructionsRetired).toBe(5300)
+  })
+
   it("PAUSE exits with PAUSE exiting and is a NOP otherwise", () => {
     const a = machine(`start:\n  pause\n`, (p) => (p.pause = true))
     a.m.run()
