@@ -152,8 +152,10 @@ export class LogicalProcessor implements OutcomeSource {
     this.memory = platform.memory
     this.caps = caps
     this.featureControl = caps.msrs.IA32_FEATURE_CONTROL
-    const placeholder = new ArrayBuffer(4096)
-    this.view = new VmcsView({ bytes: new Uint8Array(placeholder), halves: new Uint16Array(placeholder), words: new Uint32Array(placeholder) })
+    // Until VMPTRLD makes a VMCS current the view points at a detached page, so the hot paths
+    // never test for "no view"; every instruction that needs a current VMCS checks for one first.
+    const detachedPage = new ArrayBuffer(4096)
+    this.view = new VmcsView({ bytes: new Uint8Array(detachedPage), halves: new Uint16Array(detachedPage), words: new Uint32Array(detachedPage) })
     this.intercepts = new VmxIntercepts(platform.memory)
     this.checkContext = new ProcessorCheckContext(this)
   }
