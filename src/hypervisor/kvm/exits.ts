@@ -9,11 +9,12 @@ import { PrimaryControl } from "../../arch/vmx/control-bits.ts"
 import { Reg } from "../../guest/cpu/state.ts"
 import { engineOf } from "../../guest/run.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
+import { byteOffset } from "../vmx/vmcs-layout.ts"
 import { lookupCpuid } from "./cpuid.ts"
 import type { CpuidAnswer } from "./cpuid.ts"
 import { Cost } from "./costs.ts"
-import type { HypercallCall, HypercallVcpu } from "./hypercalls.ts"
-import { VcpuStat } from "./stats.ts"
+import { hypercallContext } from "./hypercall-context.ts"
+import { EXIT_REASON_SLOTS, VcpuStat } from "./stats.ts"
 import { KvmEvent } from "./trace-sink.ts"
 import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit, KvmHcError, KvmInternalError } from "./uapi.ts"
 import { Pending } from "./vcpu.ts"
@@ -39,16 +40,26 @@ export const LOCAL_TIMER_VECTOR = 0xec
 const hi32 = (v: number): number => Math.floor(v / TWO32) >>> 0
 const lo32 = (v: number): number => (v - Math.floor(v / TWO32) * TWO32) >>> 0
 
+// Word indices (in the VMCS region) of the 32-bit fields read on every exit. KVM reads them with
+// VMREAD from the VMCS it made current before the entry, which the run loop checked, so the
+// instruction's own checks cannot fail here: the hot path reads the words directly.
+const wordOf = (encoding: number): number => byteOffset[encoding]! >>> 2
+const W_EXIT_INSTRUCTION_LEN = wordOf(F.VM_EXIT_INSTRUCTION_LEN)
+const W_GUEST_INTERRUPTIBILITY = wordOf(F.GUEST_INTERRUPTIBILITY_INFO)
+/** Low half of EXIT_QUALIFICATION (natural width). */
+export const W_EXIT_QUALIFICATION = wordOf(F.EXIT_QUALIFICATION)
+export const W_IDT_VECTORING_INFO = wordOf(F.IDT_VECTORING_INFO_FIELD)
+
 /** kvm_skip_emulated_instruction: RIP += instruction length, STI/MOV-SS blocking ends. */
 export const skipInstruction = (vcpu: Vcpu, lp: LogicalProcessor): void => {
-  const length = lp.vmreadLo(F.VM_EXIT_INSTRUCTION_LEN)
-  const rip = vcpu.regs.rip + length
+  const words = lp.view.page.words
+  const rip = vcpu.regs.rip + words[W_EXIT_INSTRUCTION_LEN]!
   const lo = lo32(rip)
   const hi = hi32(rip)
   if (hi === 0) lp.vmwriteLo(F.GUEST_RIP, lo)
   else lp.vmwrite(F.GUEST_RIP, (BigInt(hi) << 32n) | BigInt(lo))
   vcpu.regs.rip = rip
-  const interruptibility = lp.vmreadLo(F.GUEST_INTERRUPTIBILITY_INFO)
+  const interruptibility = words[W_GUEST_INTERRUPTIBILITY]!
   if ((interruptibility & STI_MOVSS_BLOCKING) !== 0) lp.vmwriteLo(F.GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~STI_MOVSS_BLOCKING)
 }
 
@@ -147,7 +158,7 @@ const handleNop: ExitHandler = (vcpu, lp) => {
 }
 
 const handleCrAccess: ExitHandler = (vcpu, lp) => {
-  const q = lp.vmreadLo(F.EXIT_QUALIFICATION)
+  const q = lp.view.page.words[W_EXIT_QUALIFICATION]!
   const cr = q & 15
   const type = (q >>> 4) & 3
   const reg = (q >>> 8) & 15
@@ -200,7 +211,7 @@ const handleCrAccess: ExitHandler = (vcpu, lp) => {
 }
 
 const handleIo: ExitHandler = (vcpu, lp) => {
-  const q = lp.vmreadLo(F.EXIT_QUALIFICATION)
+  const q = lp.view.page.words[W_EXIT_QUALIFICATION]!
   const size = (q & 7) + 1
   const isIn = (q & 8) !== 0
   const isString = (q & 16) !== 0
@@ -326,7 +337,7 @@ const handleVmcall: ExitHandler = (vcpu, lp) => {
       resultLo = -KvmHcError.ENOSYS
       resultHi = -1
     } else {
-      const call = hypercallCall(vcpu, lp, longMode)
+      const call = hypercallContext(vcpu, longMode)
       const result = def.handle(call)
       if (call.forwarded !== undefined) {
         // KVM_EXIT_HYPERCALL: RAX and the RIP advance wait for user space's answer.
@@ -355,101 +366,13 @@ const handleVmcall: ExitHandler = (vcpu, lp) => {
   return Next.Enter
 }
 
-/**
- * The HypercallCall handlers receive: one per vCPU, reused for every call (the hot VMCALL path
- * allocates nothing unless a handler asks for bigint arguments).
- */
-/** a0..a3 of the Linux hypercall ABI. */
-const ARG_REGS: ReadonlyArray<number> = [Reg.RBX, Reg.RCX, Reg.RDX, Reg.RSI]
-
-class HypercallContext implements HypercallCall {
-  longMode = true
-  /** Set by exitToUserspace for the call in progress. */
-  forwarded: readonly [bigint, bigint, bigint] | undefined
-  constructor(
-    readonly caller: Vcpu,
-    private readonly lp: () => LogicalProcessor,
-  ) {}
-
-  private arg(reg: number): bigint {
-    const r = this.caller.regs
-    return this.longMode ? r.getReg(reg) : BigInt(r.lo[reg]! >>> 0)
-  }
-  get nr(): bigint {
-    return this.arg(Reg.RAX)
-  }
-  get args(): readonly [bigint, bigint, bigint, bigint] {
-    return [this.arg(Reg.RBX), this.arg(Reg.RCX), this.arg(Reg.RDX), this.arg(Reg.RSI)]
-  }
-  argLo(index: number): number {
-    return this.caller.regs.lo[ARG_REGS[index]!]! >>> 0
-  }
-  argHi(index: number): number {
-    return this.longMode ? this.caller.regs.hi[ARG_REGS[index]!]! >>> 0 : 0
-  }
-  vcpuById(id: number): HypercallVcpu | undefined {
-    return this.caller.vm.vcpuById(id)
-  }
-  printf(format: string, ...args: ReadonlyArray<number | bigint | string>): void {
-    const vcpu = this.caller
-    vcpu.vm.kvm.trace.printf(cpuOf(vcpu), pidOf(vcpu), "kvm_emulate_hypercall", format, args)
-    vcpu.thread?.charge(Cost.traceNs)
-  }
-  printk(text: string): void {
-    this.printf("%s", text)
-  }
-  vmread(encoding: number): bigint {
-    const lp = this.lp()
-    lp.vmread(encoding)
-    return lp.value
-  }
-  vmwrite(encoding: number, value: bigint): number {
-    const lp = this.lp()
-    const status = lp.vmwrite(encoding, value)
-    return status === 0 ? 0 : lp.lastError || -1
-  }
-  kick(id: number): boolean {
-    const target = this.caller.vm.vcpuById(id)
-    if (target === undefined) return false
-    target.kick()
-    return true
-  }
-  sendInterrupt(id: number, vector: number): boolean {
-    const target = this.caller.vm.vcpuById(id)
-    if (target === undefined) return false
-    target.queueInterrupt(vector)
-    return true
-  }
-  yieldSlice(): void {
-    this.caller.yieldRequested = true
-  }
-  forwardedToUserspace(nr: number): boolean {
-    return nr < 64 && (this.caller.vm.exitHypercalls & (1n << BigInt(nr))) !== 0n
-  }
-  exitToUserspace(args: readonly [bigint, bigint, bigint]): void {
-    this.forwarded = args
-  }
-}
-
-const contexts = new WeakMap<Vcpu, HypercallContext>()
-
-// The last vCPU's context: a vCPU issuing hypercalls in a loop skips the WeakMap lookup.
-let lastContext: HypercallContext | undefined
-const hypercallCall = (vcpu: Vcpu, _lp: LogicalProcessor, longMode: boolean): HypercallContext => {
-  let context = lastContext !== undefined && lastContext.caller === vcpu ? lastContext : contexts.get(vcpu)
-  if (context === undefined) {
-    context = new HypercallContext(vcpu, () => vcpu.lp)
-    contexts.set(vcpu, context)
-  }
-  lastContext = context
-  context.longMode = longMode
-  return context
-}
-
 const handleUnexpected: ExitHandler = (vcpu, _lp, reason) => internalError(vcpu, KvmInternalError.UNEXPECTED_EXIT_REASON, [BigInt(reason)])
 
-/** kvm_vmx_exit_handlers. */
-export const exitHandlers: Array<ExitHandler | undefined> = []
+/**
+ * kvm_vmx_exit_handlers, indexed by basic exit reason. Every slot holds a handler (the unexpected
+ * reasons' one where KVM has none), so the array stays dense and its loads monomorphic.
+ */
+export const exitHandlers: Array<ExitHandler> = new Array<ExitHandler>(EXIT_REASON_SLOTS).fill(handleUnexpected)
 exitHandlers[ExitReason.EXCEPTION_NMI] = handleExceptionNmi
 exitHandlers[ExitReason.EXTERNAL_INTERRUPT] = handleExternalInterrupt
 exitHandlers[ExitReason.TRIPLE_FAULT] = handleTripleFault
@@ -473,4 +396,4 @@ exitHandlers[ExitReason.EPT_VIOLATION] = handleEptViolation
 exitHandlers[ExitReason.EPT_MISCONFIG] = handleEptMisconfig
 exitHandlers[ExitReason.PREEMPTION_TIMER] = handlePreemptionTimer
 
-export const exitHandlerFor = (reason: number): ExitHandler => exitHandlers[reason] ?? handleUnexpected
+export const exitHandlerFor = (reason: number): ExitHandler => (reason < EXIT_REASON_SLOTS ? exitHandlers[reason]! : handleUnexpected)

@@ -1,8 +1,9 @@
 // What KVM announces to other modules (the 2017 vmcsctl patch's hooks in alloc_vmcs_cpu,
 // free_vmcs, kvm_cpu_vmxon and kvm_cpu_vmxoff, without its load-order limits: a module loaded
-// later enumerates what exists through Kvm.vmcsList()).
+// later enumerates what exists through Kvm.vmcsList()), and the VM-exit hook.
 
 import { Hook } from "../../host/hooks.ts"
+import { ExitHook } from "./exit-hook.ts"
 
 export interface VmcsEvent {
   /** Physical address of the VMCS region. */
@@ -28,4 +29,6 @@ export class KvmHooks {
   readonly vmxon = new Hook<VmxonEvent>("kvm_cpu_vmxon")
   /** Before VMXOFF on a CPU. */
   readonly vmxoff = new Hook<VmxonEvent>("kvm_cpu_vmxoff")
+  /** At every VM exit (and, if asked, before every VM entry) of every VM: exit-hook.ts. */
+  readonly vmExit = new ExitHook()
 }

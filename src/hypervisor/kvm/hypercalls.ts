@@ -10,6 +10,7 @@ import type { CpuState } from "../../guest/cpu/state.ts"
 import { Reg } from "../../guest/cpu/state.ts"
 import type { KernelProfile } from "../../host/profile.ts"
 import { KvmHc, KvmHcError } from "./uapi.ts"
+import { VcpuStat } from "./stats.ts"
 import type { VcpuStats } from "./stats.ts"
 
 /** What a hypercall handler may see of a vCPU. */
@@ -35,10 +36,26 @@ export interface HypercallCall {
   argHi(index: number): number
   /** The VM's vCPUs by id (kvm_get_vcpu_by_id). */
   vcpuById(id: number): HypercallVcpu | undefined
+  /**
+   * Whether trace_printk records now (tracing_on, no reader holding recording off). While it is
+   * false a printf stores nothing and only accounts its cost, so a handler may skip building
+   * arguments (strings, tables) that nothing would see.
+   */
+  readonly tracing: boolean
   /** trace_printk(format, args...) from kvm_emulate_hypercall on the caller's thread and CPU (end formats with "\n"). */
   printf(format: string, ...args: ReadonlyArray<number | bigint | string>): void
   /** trace_printk of finished text ("%s" format); add the "\n". */
   printk(text: string): void
+  /**
+   * Stages argument `index` (0..31) of the next printfStaged as a 64-bit integer in unsigned 32-bit
+   * halves (what %d, %u, %lu, %lx, ... print). With printfStaged this is trace_printk without an
+   * argument array or bigint: for handlers on hot paths.
+   */
+  stageArg(index: number, lo: number, hi: number): void
+  /** Stages argument `index` as a string (%s). */
+  stageString(index: number, text: string): void
+  /** trace_printk(format) with staged arguments 0..count-1 (same record as printf with those values). */
+  printfStaged(format: string, count: number): void
   /** VMREAD of the caller's VMCS (current on this CPU while the handler runs). */
   vmread(encoding: number): bigint
   /** VMWRITE of the caller's VMCS; returns the VM-instruction error number, 0 on success. */
@@ -67,38 +84,65 @@ export interface HypercallDefinition {
 
 export type RegisterResult = { readonly ok: true; readonly unregister: () => void } | { readonly ok: false; readonly reason: string }
 
+/** Hypercall numbers below this are found by array index; others (a user's big numbers) in a Map. */
+const DENSE_NUMBERS = 256
+
 export class HypercallTable {
-  private readonly handlers = new Map<number, HypercallDefinition>()
+  private readonly dense: Array<HypercallDefinition | undefined> = new Array<HypercallDefinition | undefined>(DENSE_NUMBERS).fill(undefined)
+  private readonly sparse = new Map<number, HypercallDefinition>()
 
   /** Adds a hypercall; refuses a number that is already handled. */
   register(def: HypercallDefinition): RegisterResult {
     if (!Number.isInteger(def.nr) || def.nr < 0) return { ok: false, reason: `hypercall number must be a non-negative integer, got ${def.nr}` }
-    const taken = this.handlers.get(def.nr)
+    const taken = this.get(def.nr)
     if (taken !== undefined) return { ok: false, reason: `hypercall ${def.nr} is already ${taken.name}; pick a free number` }
-    this.handlers.set(def.nr, def)
+    if (def.nr < DENSE_NUMBERS) this.dense[def.nr] = def
+    else this.sparse.set(def.nr, def)
     return {
       ok: true,
       unregister: () => {
-        if (this.handlers.get(def.nr) === def) this.handlers.delete(def.nr)
+        if (this.get(def.nr) !== def) return
+        if (def.nr < DENSE_NUMBERS) this.dense[def.nr] = undefined
+        else this.sparse.delete(def.nr)
       },
     }
   }
 
+  /** The handler of hypercall `nr` (a non-negative integer). */
   get(nr: number): HypercallDefinition | undefined {
-    return this.handlers.get(nr)
+    return nr < DENSE_NUMBERS ? this.dense[nr] : this.sparse.get(nr)
   }
 
   list(): Array<HypercallDefinition> {
-    return [...this.handlers.values()].sort((a, b) => a.nr - b.nr)
+    const all: Array<HypercallDefinition> = []
+    for (const def of this.dense) if (def !== undefined) all.push(def)
+    return [...all, ...this.sparse.values()].sort((a, b) => a.nr - b.nr)
   }
 }
 
 const gprNames = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"] as const
 
+/** The general-purpose registers in the order VCPU_INFO prints them (two lines of eight). */
+const VCPU_INFO_REGS_1 = [Reg.RAX, Reg.RBX, Reg.RCX, Reg.RDX, Reg.RSI, Reg.RDI, Reg.RSP, Reg.RBP] as const
+const VCPU_INFO_REGS_2 = [Reg.R8, Reg.R9, Reg.R10, Reg.R11, Reg.R12, Reg.R13, Reg.R14, Reg.R15] as const
+const TWO32 = 4294967296
+
+/** Exits by reason as VCPU_INFO prints them, "CPUID=3 VMCALL=1" ("none" before any exit). */
+const exitsByReasonText = (counts: Float64Array): string => {
+  let text = ""
+  for (let reason = 0; reason < counts.length; reason++) {
+    const n = counts[reason]!
+    if (n > 0) text += `${text === "" ? "" : " "}${exitReasonName(reason) ?? reason}=${n}`
+  }
+  return text === "" ? "none" : text
+}
+
 /**
  * KVM_HC_VCPU_INFO (the homework's hypercall, fixed): for the vCPU whose id is in a0, trace_printk
  * its id, its thread's pid, ITS registers (not the caller's), RIP, RFLAGS, exit count and exits by
- * reason. An unknown id prints a line saying so and returns -KVM_EINVAL.
+ * reason. An unknown id prints a line saying so and returns -KVM_EINVAL. The arguments are staged
+ * as 32-bit halves (no array, no bigint), and the exits-by-reason text is only built while
+ * tracing records: with tracing off the handler formats nothing.
  */
 export const vcpuInfoHypercall = (nr: number): HypercallDefinition => ({
   nr,
@@ -108,30 +152,32 @@ export const vcpuInfoHypercall = (nr: number): HypercallDefinition => ({
     const idHi = call.argHi(0)
     const target = idHi === 0 ? call.vcpuById(idLo) : undefined
     if (target === undefined) {
-      call.printf("unknown cpu id: %lu\n", idHi === 0 ? idLo : call.args[0])
+      call.stageArg(0, idLo, idHi)
+      call.printfStaged("unknown cpu id: %lu\n", 1)
       return -KvmHcError.EINVAL
     }
     const r = target.regs
-    const g = (reg: number) => r.getReg(reg)
-    call.printf("vcpu id: %lu\n", BigInt(target.id))
-    call.printf("vcpu pid level: %d\n", 0)
-    call.printf("pid: %d\n", target.pid)
-    call.printf(
-      "regs: rax=%lu, rbx=%lu, rcx=%lu, rdx=%lu, rsi=%lu, rdi=%lu, rsp=%lu, rbp=%lu\n",
-      g(Reg.RAX), g(Reg.RBX), g(Reg.RCX), g(Reg.RDX), g(Reg.RSI), g(Reg.RDI), g(Reg.RSP), g(Reg.RBP),
-    )
-    call.printf(
-      "regs: r8=%lu, r9=%lu, r10=%lu, r11=%lu, r12=%lu, r13=%lu, r14=%lu, r15=%lu\n",
-      g(Reg.R8), g(Reg.R9), g(Reg.R10), g(Reg.R11), g(Reg.R12), g(Reg.R13), g(Reg.R14), g(Reg.R15),
-    )
-    call.printf("rip: 0x%lx, rflags: 0x%lx\n", r.ripValue, r.rflags)
-    call.printf("vm exits nums: %llu\n", BigInt(target.stats.get("exits")))
-    const byReason: Array<string> = []
-    const counts = target.stats.exitsByReason
-    for (let reason = 0; reason < counts.length; reason++) {
-      if (counts[reason]! > 0) byReason.push(`${exitReasonName(reason) ?? reason}=${counts[reason]}`)
-    }
-    call.printf("exits by reason: %s\n", byReason.length === 0 ? "none" : byReason.join(" "))
+    call.stageArg(0, target.id, 0)
+    call.printfStaged("vcpu id: %lu\n", 1)
+    call.stageArg(0, 0, 0)
+    call.printfStaged("vcpu pid level: %d\n", 1)
+    call.stageArg(0, target.pid >>> 0, 0)
+    call.printfStaged("pid: %d\n", 1)
+    for (let i = 0; i < 8; i++) call.stageArg(i, r.lo[VCPU_INFO_REGS_1[i]!]! >>> 0, r.hi[VCPU_INFO_REGS_1[i]!]! >>> 0)
+    call.printfStaged("regs: rax=%lu, rbx=%lu, rcx=%lu, rdx=%lu, rsi=%lu, rdi=%lu, rsp=%lu, rbp=%lu\n", 8)
+    for (let i = 0; i < 8; i++) call.stageArg(i, r.lo[VCPU_INFO_REGS_2[i]!]! >>> 0, r.hi[VCPU_INFO_REGS_2[i]!]! >>> 0)
+    call.printfStaged("regs: r8=%lu, r9=%lu, r10=%lu, r11=%lu, r12=%lu, r13=%lu, r14=%lu, r15=%lu\n", 8)
+    // RIP is kept sign-extended from bit 47 as a number; as a 64-bit value its halves are:
+    const ripHi = Math.floor(r.rip / TWO32)
+    call.stageArg(0, (r.rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
+    call.stageArg(1, r.getRflags32() >>> 0, 0)
+    call.printfStaged("rip: 0x%lx, rflags: 0x%lx\n", 2)
+    const exits = target.stats.counters[VcpuStat.exits]!
+    const exitsHi = Math.floor(exits / TWO32)
+    call.stageArg(0, (exits - exitsHi * TWO32) >>> 0, exitsHi >>> 0)
+    call.printfStaged("vm exits nums: %llu\n", 1)
+    call.stageString(0, call.tracing ? exitsByReasonText(target.stats.exitsByReason) : "")
+    call.printfStaged("exits by reason: %s\n", 1)
     return 0
   },
 })

@@ -4,6 +4,7 @@
 // hooks, the hypercall table, the trace sink, and /dev/kvm.
 
 import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
+import type { Tracer } from "../../trace/tracer.ts"
 import { Errno } from "../../host/errno.ts"
 import type { HostKernelShape } from "../../host/kernel.ts"
 import { PerCpu } from "../../host/per-cpu.ts"
@@ -20,6 +21,7 @@ import { KvmHooks } from "./hooks.ts"
 import type { VmcsEvent } from "./hooks.ts"
 import { HypercallTable, builtinHypercalls } from "./hypercalls.ts"
 import type { HypercallDefinition, RegisterResult } from "./hypercalls.ts"
+import { FtraceSink } from "./ftrace-sink.ts"
 import { NullTraceSink } from "./trace-sink.ts"
 import type { KvmTraceSink } from "./trace-sink.ts"
 import { KVM_API_VERSION, KVM_MAX_VCPUS, KVM_SOFT_MAX_VCPUS, KVM_USER_MEM_SLOTS, KvmCap, KvmHc } from "./uapi.ts"
@@ -48,7 +50,12 @@ export class Kvm {
   readonly platform: VmxPlatform
   readonly config: VmcsConfig
   readonly vcpuInfoHypercall: number
-  trace: KvmTraceSink
+  readonly trace: KvmTraceSink
+  /** The tracer behind an ftrace sink (asked whether trace_printk records), null for the null sink, undefined for another sink. */
+  private readonly printkTracer: Tracer | null | undefined
+  /** trace_printk formats already handed to the sink (their call sites exist), and the last one. */
+  private readonly printkFormatsSeen = new Set<string>()
+  private lastPrintkFormat: string | undefined
   private readonly lps: PerCpu<LogicalProcessor>
   private readonly vmxonRegions: Array<bigint> = []
   private readonly vms = new Set<Vm>()
@@ -62,6 +69,7 @@ export class Kvm {
   ) {
     this.profile = host.profile
     this.trace = options.trace ?? new NullTraceSink()
+    this.printkTracer = this.trace instanceof FtraceSink ? this.trace.trace.tracer : this.trace instanceof NullTraceSink ? null : undefined
     this.platform = new VmxPlatform(this.hostMemory)
     const caps = options.capabilities ?? new VmxCapabilities()
     const config = setupVmcsConfig(caps)
@@ -78,6 +86,29 @@ export class Kvm {
       const r = this.hypercalls.register(def)
       if (!r.ok) throw new Error(`KVM_HC_VCPU_INFO: ${r.reason}`)
     }
+  }
+
+  /** Whether KVM's trace_printk records now (tracing_on and no reader holding recording off). */
+  get printkRecording(): boolean {
+    const tracer = this.printkTracer
+    return tracer === undefined ? true : tracer !== null && tracer.recording
+  }
+
+  /**
+   * Whether a trace_printk of `format` must go to the sink: it records now, or it is the format's
+   * first use (the sink registers its call site then, which expands the ring buffers as loading
+   * code with trace_printk does). Otherwise it would store nothing and the caller skips building it.
+   */
+  printkReachesSink(format: string): boolean {
+    const tracer = this.printkTracer
+    if (tracer === undefined) return true
+    if (tracer === null) return false
+    if (tracer.recording) return true
+    if (format === this.lastPrintkFormat) return false
+    this.lastPrintkFormat = format
+    if (this.printkFormatsSeen.has(format)) return false
+    this.printkFormatsSeen.add(format)
+    return true
   }
 
   lp(cpu: number): LogicalProcessor {

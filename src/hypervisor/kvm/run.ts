@@ -12,11 +12,13 @@ import { Reg } from "../../guest/cpu/state.ts"
 import { engineOf } from "../../guest/run.ts"
 import { Errno } from "../../host/errno.ts"
 import type { Thread } from "../../host/scheduler.ts"
+import type { LogicalProcessor } from "../vmx/logical-processor.ts"
 import { VmxStatus } from "../vmx/outcome.ts"
 import { Cost } from "./costs.ts"
 import { kvmError } from "./errors.ts"
 import type { KvmError } from "./errors.ts"
-import { LOCAL_TIMER_VECTOR, Next, exitHandlerFor, skipInstruction } from "./exits.ts"
+import { ExitVerdict } from "./exit-hook.ts"
+import { LOCAL_TIMER_VECTOR, Next, W_IDT_VECTORING_INFO, exitHandlerFor, skipInstruction } from "./exits.ts"
 import { EXIT_REASON_SLOTS, VcpuStat } from "./stats.ts"
 import { KvmEvent } from "./trace-sink.ts"
 import { KvmExit } from "./uapi.ts"
@@ -32,6 +34,8 @@ const Stop = {
   Block: 2,
   Dead: 3,
   Signal: 4,
+  /** An exit observer asked for a return to user space. */
+  Requested: 5,
 } as const
 type Stop = (typeof Stop)[keyof typeof Stop]
 
@@ -61,6 +65,8 @@ export const kvmRun = (vcpu: Vcpu, thread: Thread): Effect.Effect<number, KvmErr
       for (;;) {
         const stop = innerLoop(vcpu, thread)
         if (stop === Stop.Userspace) {
+          // An observer's request for user space is met by this return.
+          vcpu.userspaceExitRequested = false
           traceUserspaceExit(vcpu, thread, 0)
           thread.charge(Cost.userspaceNs)
           return vcpu.run.exitReason
@@ -81,6 +87,12 @@ export const kvmRun = (vcpu: Vcpu, thread: Thread): Effect.Effect<number, KvmErr
           const trace = vm.kvm.trace
           if (trace.on[KvmEvent.vcpu_wakeup] === 1) trace.vcpuWakeup(thread.cpu, thread.task.pid, Math.max(0, thread.nowNs() - since), true, true)
           continue
+        }
+        if (stop === Stop.Requested) {
+          vcpu.userspaceExitRequested = false
+          vcpu.run.exitReason = KvmExit.INTR
+          vcpu.run.exit = { reason: KvmExit.INTR }
+          return yield* userspaceError(vcpu, thread, Errno.EINTR, "an exit observer asked KVM_RUN to return to user space")
         }
         if (stop === Stop.Signal) {
           thread.signalPending = false
@@ -107,7 +119,9 @@ const userspaceError = (vcpu: Vcpu, thread: Thread, errno: number, what: string)
     return Effect.fail(kvmError("KVM_RUN", errno, what))
   })
 
+/** Every return from KVM_RUN: kvm_run.if_flag (post_kvm_run_save), then kvm_userspace_exit. */
 const traceUserspaceExit = (vcpu: Vcpu, thread: Thread, errno: number): void => {
+  vcpu.run.ifFlag = (vcpu.regs.getRflags32() & 0x200) !== 0
   const trace = vcpu.vm.kvm.trace
   if (trace.on[KvmEvent.userspace_exit] === 1 && thread.cpu >= 0) trace.userspaceExit(thread.cpu, thread.task.pid, vcpu.run.exitReason, errno)
 }
@@ -164,10 +178,8 @@ const completeUserspace = (vcpu: Vcpu): void => {
 }
 
 /** Injects a queued exception or interrupt at the next entry, or asks for an interrupt window. */
-const injectEvents = (vcpu: Vcpu): void => {
-  const lp = vcpu.lp
+const injectEvents = (vcpu: Vcpu, lp: LogicalProcessor, pid: number): void => {
   const trace = vcpu.vm.kvm.trace
-  const pid = vcpu.thread!.task.pid
   if (vcpu.pendingException >= 0) {
     const vector = vcpu.pendingException
     const hasError = vcpu.pendingExceptionError >= 0
@@ -190,57 +202,83 @@ const injectEvents = (vcpu: Vcpu): void => {
   }
 }
 
-/** An event that was being delivered when the exit happened goes back in the queue (vmx_complete_interrupts). */
-const requeueVectoring = (vcpu: Vcpu): void => {
-  const lp = vcpu.lp
+/** An event that was being delivered when the exit happened (valid IDT-vectoring information) goes back in the queue (vmx_complete_interrupts). */
+const requeueVectoring = (vcpu: Vcpu, lp: LogicalProcessor): void => {
   const info = lp.vmreadLo(F.IDT_VECTORING_INFO_FIELD)
-  if ((info & 0x80000000) === 0) return
   const vector = info & 0xff
   const type = (info >>> 8) & 7
   if (type === 3) vcpu.queueException(vector, (info & 0x800) !== 0 ? lp.vmreadLo(F.IDT_VECTORING_ERROR_CODE) : -1, true)
   else if (type === 0) vcpu.pendingIrqs.unshift(vector)
 }
 
+/** The exit observers, with a throwing one turned into a dead VM (-1) instead of a host crash. */
+const notifyExitObservers = (vcpu: Vcpu, cpu: number, exitReason: number, lp: LogicalProcessor): number => {
+  try {
+    return vcpu.vm.kvm.hooks.vmExit.notifyExit(vcpu, cpu, exitReason, lp.lastExitQualificationLo >>> 0, lp.lastExitQualificationHi >>> 0)
+  } catch (e) {
+    vcpu.vm.bug(`exit observer at exit reason ${exitReason & 0xffff}: ${(e as Error).message}`)
+    return -1
+  }
+}
+
+/** The entry callbacks of exit observers; false (the VM is dead) if one threw. */
+const notifyEntryObservers = (vcpu: Vcpu, cpu: number): boolean => {
+  try {
+    vcpu.vm.kvm.hooks.vmExit.notifyEntry(vcpu, cpu)
+    return true
+  } catch (e) {
+    vcpu.vm.bug(`exit observer before VM entry: ${(e as Error).message}`)
+    return false
+  }
+}
+
 const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   const vm = vcpu.vm
   const kvm = vm.kvm
   const clock = kvm.host.clock
+  const cpuNs = clock.cpuNs
+  const ns = clock.nsPerInstruction
   const trace = kvm.trace
+  const traceOn = trace.on
+  const exitHook = kvm.hooks.vmExit
   const regs = vcpu.regs
   const stats = vcpu.stats
   const counters = stats.counters
   const byReason = stats.exitsByReason
   const pid = thread.task.pid
+  // The thread keeps its CPU until it leaves this loop (migration happens at scheduling points).
+  const cpu = thread.cpu
+  const lp = kvm.lp(cpu)
+  const timerScale = (kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? lp.caps.preemptionTimerScale : 0
   for (;;) {
     if (vm.dead) return Stop.Dead
     if (thread.signalPending) return Stop.Signal
+    if (vcpu.userspaceExitRequested) return Stop.Requested
     if (vcpu.yieldRequested) {
       vcpu.yieldRequested = false
       return Stop.Resched
     }
-    if (thread.sliceExpired()) return Stop.Resched
-    const cpu = thread.cpu
-    const lp = kvm.lp(cpu)
+    const now = cpuNs[cpu]!
+    if (now >= thread.sliceEndNs) return Stop.Resched
     if (lp.currentVmcs !== vcpu.vmcsAddress) {
       vm.bug(`vCPU ${vcpu.id}'s VMCS is not current on CPU ${cpu} at VM entry`)
       return Stop.Dead
     }
-    injectEvents(vcpu)
+    if (vcpu.pendingException >= 0 || vcpu.pendingIrqs.length !== 0) injectEvents(vcpu, lp, pid)
     // Slice left → VMX-preemption timer (TSC = 1 tick per instruction, scaled by the MISC shift);
     // host tick → the instruction budget, after which the timer interrupt arrives.
-    const now = clock.cpuNs[cpu]!
-    const ns = clock.nsPerInstruction
-    const sliceInstructions = Math.max(1, Math.floor((thread.sliceEndNs - now) / ns))
     const tickInstructions = Math.max(1, Math.floor((clock.nextTickNs(cpu) - now) / ns))
-    if ((kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
-      lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.ceil(sliceInstructions / lp.caps.preemptionTimerScale)))
+    if (timerScale !== 0) {
+      const sliceInstructions = Math.max(1, Math.floor((thread.sliceEndNs - now) / ns))
+      lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.ceil(sliceInstructions / timerScale)))
     }
-    if (trace.on[KvmEvent.entry] === 1) {
+    if (exitHook.entryCallbacks.length !== 0 && !notifyEntryObservers(vcpu, cpu)) return Stop.Dead
+    if (traceOn[KvmEvent.entry] === 1) {
       const rip = regs.rip
       const ripHi = Math.floor(rip / TWO32)
       trace.entry(cpu, pid, vcpu.id, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
     }
-    clock.cpuNs[cpu]! += Cost.entryNs
+    cpuNs[cpu]! += Cost.entryNs
     lp.core = regs
     const retiredBefore = regs.instructionsRetired
     let status = lp.currentLaunched ? lp.vmresume(tickInstructions) : lp.vmlaunch(tickInstructions)
@@ -256,7 +294,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
         return Stop.Dead
       }
     }
-    clock.cpuNs[cpu]! += (regs.instructionsRetired - retiredBefore) * ns
+    cpuNs[cpu]! += (regs.instructionsRetired - retiredBefore) * ns
     if (status === VmxStatus.FailValid || status === VmxStatus.FailInvalid) {
       // VMfail: KVM_EXIT_FAIL_ENTRY with the VM-instruction error (vmx_vcpu_run's "fail" path).
       const error = status === VmxStatus.FailValid ? lp.vmreadLo(F.VM_INSTRUCTION_ERROR) : 0
@@ -268,29 +306,26 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
       vm.bug(`VM entry on CPU ${cpu} ended in ${JSON.stringify(lp.outcome(status))}`)
       return Stop.Dead
     }
-    clock.cpuNs[cpu]! += Cost.exitNs
-    const exitReason = lp.vmreadLo(F.VM_EXIT_REASON) >>> 0
+    cpuNs[cpu]! += Cost.exitNs
+    // VM_EXIT_REASON as the exit stored it (the number the VMCS field holds).
+    const exitReason = lp.lastExitReason >>> 0
     const basic = exitReason & 0xffff
     counters[VcpuStat.exits]!++
     if (basic < EXIT_REASON_SLOTS) byReason[basic]!++
-    if (trace.on[KvmEvent.exit] === 1) {
-      const x = regs.exit
-      // After a real exit the record holds what VM exit just stored in VM_EXIT_INTR_INFO / _ERROR_CODE.
-      const failed = (exitReason & 0x80000000) !== 0
-      const intrInfo = failed ? lp.vmreadLo(F.VM_EXIT_INTR_INFO) : x.interruptionInformation >>> 0
-      const errorCode = failed ? lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE) : x.interruptionErrorCode >>> 0
-      const rip = regs.rip
-      const ripHi = Math.floor(rip / TWO32)
-      trace.exit(cpu, pid, vcpu.id, exitReason, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
+    if (traceOn[KvmEvent.exit] === 1) traceExit(vcpu, lp, cpu, pid, exitReason)
+    if (exitHook.exitObservers.length !== 0) {
+      const verdict = notifyExitObservers(vcpu, cpu, exitReason, lp)
+      if (verdict < 0) return Stop.Dead
+      if (verdict === ExitVerdict.Yield) vcpu.yieldRequested = true
+      else if (verdict === ExitVerdict.Userspace) vcpu.userspaceExitRequested = true
     }
-    vcpu.run.ifFlag = (regs.getRflags32() & 0x200) !== 0
     if ((exitReason & 0x80000000) !== 0) {
       // A failed VM entry (invalid guest state, MSR loading, machine check): KVM_EXIT_FAIL_ENTRY.
       vcpu.run.exitReason = KvmExit.FAIL_ENTRY
       vcpu.run.exit = { reason: KvmExit.FAIL_ENTRY, hardwareEntryFailureReason: BigInt(exitReason), cpu }
       return Stop.Userspace
     }
-    requeueVectoring(vcpu)
+    if ((lp.view.page.words[W_IDT_VECTORING_INFO]! & 0x80000000) !== 0) requeueVectoring(vcpu, lp)
     let next: Next
     try {
       next = exitHandlerFor(basic)(vcpu, lp, basic)
@@ -304,3 +339,14 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   }
 }
 
+/** kvm_exit: after a real exit the record holds what VM exit just stored in VM_EXIT_INTR_INFO / _ERROR_CODE. */
+const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpu: number, pid: number, exitReason: number): void => {
+  const regs = vcpu.regs
+  const x = regs.exit
+  const failed = (exitReason & 0x80000000) !== 0
+  const intrInfo = failed ? lp.vmreadLo(F.VM_EXIT_INTR_INFO) : x.interruptionInformation >>> 0
+  const errorCode = failed ? lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE) : x.interruptionErrorCode >>> 0
+  const rip = regs.rip
+  const ripHi = Math.floor(rip / TWO32)
+  vcpu.vm.kvm.trace.exit(cpu, pid, vcpu.id, exitReason, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
+}

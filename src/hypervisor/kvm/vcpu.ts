@@ -12,6 +12,7 @@ import type { LogicalProcessor } from "../vmx/logical-processor.ts"
 import { VmxStatus } from "../vmx/outcome.ts"
 import { supportedCpuid } from "./cpuid.ts"
 import type { CpuidEntry } from "./cpuid.ts"
+import type { HypercallContext } from "./hypercall-context.ts"
 import type { HypercallVcpu } from "./hypercalls.ts"
 import { segmentFields, segmentFromVmcs, segmentToAr } from "./segments.ts"
 import type { SegmentName } from "./segments.ts"
@@ -72,14 +73,18 @@ export class Vcpu implements HypercallVcpu {
   pendingGpa = 0
   pendingSize = 0
   mmioIsWrite = false
-  /** KVM_HC_SCHED_YIELD asked to give up the slice at the next scheduling point. */
+  /** KVM_HC_SCHED_YIELD or an exit observer asked to give up the slice at the next scheduling point. */
   yieldRequested = false
+  /** An exit observer asked KVM_RUN to return to user space (EINTR) before the next entry. */
+  userspaceExitRequested = false
   /** The thread currently inside KVM_RUN, if any. */
   thread: Thread | undefined
   /** Set by a kick: leave the halted state / re-check events. */
   kicked = false
   /** Physical address of the MSR bitmap page. */
   msrBitmap: bigint = 0n
+  /** What this vCPU's hypercall handlers receive, made at its first hypercall (hypercall-context.ts). */
+  hypercallContext: HypercallContext | undefined = undefined
 
   constructor(
     readonly vm: Vm,

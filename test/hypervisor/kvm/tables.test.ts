@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs"
+import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { kernelProfile } from "../../../src/host/profile.ts"
 import { lookupCpuid, supportedCpuid } from "../../../src/hypervisor/kvm/cpuid.ts"
@@ -43,6 +44,21 @@ describe("KVM tables agree with the reference", () => {
     expect(b.ok).toBe(false)
     if (a.ok) a.unregister()
     expect(t.register({ nr: 42, name: "B", handle: () => 0 }).ok).toBe(true)
+  })
+
+  it("hypercall numbers small and large: each found, listed in order, and freed by unregister (fast-check)", () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 0xffffffff })), { maxLength: 20 }), (numbers) => {
+        const t = new HypercallTable()
+        const handles = numbers.map((nr) => t.register({ nr, name: `HC_${nr}`, handle: () => nr }))
+        for (const nr of numbers) expect(t.get(nr)?.name).toBe(`HC_${nr}`)
+        expect(t.list().map((d) => d.nr)).toEqual([...numbers].sort((a, b) => a - b))
+        handles.forEach((h) => (h.ok ? h.unregister() : expect.fail("a free number was refused")))
+        for (const nr of numbers) expect(t.get(nr)).toBeUndefined()
+        expect(t.list()).toEqual([])
+      }),
+      { numRuns: 100 },
+    )
   })
 
   it("debugfs statistics carry each era's names", () => {
