@@ -2,9 +2,16 @@
 // values as lo/hi 32-bit halves), one binary record out, nothing allocated. Each returns
 // whether the record was stored (false: event disabled, tracing off, or buffer full with
 // overwrite off). Fields an era does not have are ignored for that era.
+//
+// Each writer is a few typed-array stores: the record length per event is computed once here,
+// the time stamp comes from Tracer.writeStamp (one field test for the usual local clock),
+// reserve and the commit accounting are one step (CpuRingBuffer.reserveSmallCommitted), and
+// every payload word is stored explicitly — era fields a record lacks and padding as zeros —
+// so a reused page never leaks old bytes.
 
 import type { TraceContext } from "./context.ts"
 import { KVM_EVENT_NAMES, KVM_ISA_VMX } from "./kvm-events.ts"
+import { MAX_SMALL_PAYLOAD, recordLength } from "./ring-buffer.ts"
 import type { Tracer } from "./tracer.ts"
 
 const I_ENTRY = KVM_EVENT_NAMES.indexOf("kvm_entry")
@@ -19,10 +26,26 @@ const I_INJ_VIRQ = KVM_EVENT_NAMES.indexOf("kvm_inj_virq")
 const I_USERSPACE_EXIT = KVM_EVENT_NAMES.indexOf("kvm_userspace_exit")
 const I_VCPU_WAKEUP = KVM_EVENT_NAMES.indexOf("kvm_vcpu_wakeup")
 
+/** The record's first word: event type in the low half, common_flags and common_preempt_count above. */
+const headWord = (id: number, ctx: TraceContext): number => id | ((ctx & 0xffff) << 16)
+
 export class KvmTracepoints {
   private readonly eraD: boolean
+  private readonly enabledSwitch: Uint8Array
+  // Per event: its type id and its record length in a page (recordLength of the era's payload).
+  private readonly ids: Int32Array
+  private readonly lengths: Int32Array
+
   constructor(private readonly tracer: Tracer) {
     this.eraD = tracer.era === "D"
+    this.enabledSwitch = tracer.eventEnabled
+    this.ids = Int32Array.from(KVM_EVENT_NAMES, (name) => tracer.kvm[name].id)
+    this.lengths = Int32Array.from(KVM_EVENT_NAMES, (name) => {
+      const payload = tracer.kvm[name].payloadBytes
+      // The writers store whole words and rely on the one-word record header.
+      if (payload > MAX_SMALL_PAYLOAD || payload % 4 !== 0) throw new Error(`${name}: payload of ${payload} bytes does not fit the small-record writers`)
+      return recordLength(payload)
+    })
   }
 
   /** Whether an event is enabled (callers may skip gathering fields when it is not). */
@@ -30,19 +53,39 @@ export class KvmTracepoints {
     return this.tracer.eventEnabled[KVM_EVENT_NAMES.indexOf(name)] === 1
   }
 
+  /**
+   * Reserves and accounts the record of event `index` on `cpu` and writes its common header;
+   * returns the payload's word index in `rings[cpu].words`, or -1 when nothing is stored. The
+   * caller stores every payload word from w + 2 on, then calls `rings[cpu].wakeReaders()` if
+   * `onCommit` is set.
+   */
+  private begin(cpu: number, pid: number, ctx: TraceContext, index: number): number {
+    if (this.enabledSwitch[index] !== 1) return -1
+    const t = this.tracer
+    const ts = t.writeStamp(cpu)
+    if (ts < 0) return -1
+    const ring = t.rings[cpu]!
+    const w = ring.reserveSmallCommitted(this.lengths[index]!, ts)
+    if (w < 0) return -1
+    const words = ring.words
+    words[w] = headWord(this.ids[index]!, ctx)
+    words[w + 1] = pid
+    return w
+  }
+
   /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
   entry(cpu: number, pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_ENTRY)
+    const w = this.begin(cpu, pid, ctx, I_ENTRY)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = vcpuId
     if (this.eraD) {
+      words[w + 3] = 0
       words[w + 4] = ripLo
       words[w + 5] = ripHi
     }
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
@@ -52,15 +95,16 @@ export class KvmTracepoints {
     ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
     intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
   ): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_EXIT)
+    const w = this.begin(cpu, pid, ctx, I_EXIT)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = exitReason
+    words[w + 3] = 0
     words[w + 4] = ripLo
     words[w + 5] = ripHi
     words[w + 6] = isa
+    words[w + 7] = 0
     words[w + 8] = info1Lo
     words[w + 9] = info1Hi
     words[w + 10] = info2Lo
@@ -69,8 +113,9 @@ export class KvmTracepoints {
       words[w + 12] = intrInfo
       words[w + 13] = errorCode
       words[w + 14] = vcpuId
+      words[w + 15] = 0
     }
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
@@ -79,10 +124,9 @@ export class KvmTracepoints {
     cpu: number, pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
     a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
   ): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_HYPERCALL)
+    const w = this.begin(cpu, pid, ctx, I_HYPERCALL)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = nrLo
     words[w + 3] = nrHi
@@ -94,23 +138,22 @@ export class KvmTracepoints {
     words[w + 9] = a2Hi
     words[w + 10] = a3Lo
     words[w + 11] = a3Hi
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** kvm_pio: one port access (count > 1 for string I/O). */
   pio(cpu: number, pid: number, ctx: TraceContext, write: boolean, port: number, size: number, count: number, val: number): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_PIO)
+    const w = this.begin(cpu, pid, ctx, I_PIO)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = write ? 1 : 0
     words[w + 3] = port
     words[w + 4] = size
     words[w + 5] = count
     words[w + 6] = val
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
@@ -120,13 +163,12 @@ export class KvmTracepoints {
     raxLo: number, raxHi: number, rbxLo: number, rbxHi: number, rcxLo: number, rcxHi: number, rdxLo: number, rdxHi: number,
     found: boolean, usedMaxBasic: boolean,
   ): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_CPUID)
+    const w = this.begin(cpu, pid, ctx, I_CPUID)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = fn
-    if (this.eraD) words[w + 3] = index
+    words[w + 3] = this.eraD ? index : 0
     words[w + 4] = raxLo
     words[w + 5] = raxHi
     words[w + 6] = rbxLo
@@ -136,93 +178,90 @@ export class KvmTracepoints {
     words[w + 10] = rdxLo
     words[w + 11] = rdxHi
     words[w + 12] = (found ? 1 : 0) | (this.eraD && usedMaxBasic ? 0x100 : 0)
-    ring.commit()
+    words[w + 13] = 0
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** kvm_msr: RDMSR/WRMSR of `ecx`; `exception` marks a #GP. */
   msr(cpu: number, pid: number, ctx: TraceContext, write: boolean, ecx: number, dataLo: number, dataHi: number, exception: boolean): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_MSR)
+    const w = this.begin(cpu, pid, ctx, I_MSR)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = write ? 1 : 0
     words[w + 3] = ecx
     words[w + 4] = dataLo
     words[w + 5] = dataHi
     words[w + 6] = exception ? 1 : 0
-    ring.commit()
+    words[w + 7] = 0
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** kvm_cr: MOV to/from control register `cr`. */
   cr(cpu: number, pid: number, ctx: TraceContext, write: boolean, cr: number, valLo: number, valHi: number): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_CR)
+    const w = this.begin(cpu, pid, ctx, I_CR)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = write ? 1 : 0
     words[w + 3] = cr
     words[w + 4] = valLo
     words[w + 5] = valHi
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** kvm_inj_exception: vector, error code when it has one, re-injection (6.x). */
   injException(cpu: number, pid: number, ctx: TraceContext, vector: number, hasError: boolean, errorCode: number, reinjected: boolean): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_INJ_EXCEPTION)
+    const w = this.begin(cpu, pid, ctx, I_INJ_EXCEPTION)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = (vector & 0xff) | (hasError ? 0x100 : 0)
     words[w + 3] = errorCode
     if (this.eraD) words[w + 4] = reinjected ? 1 : 0
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** kvm_inj_virq: `irq %u` (5.0) / `IRQ 0x%x` or `Soft/INTn 0x%x` (6.x). */
   injVirq(cpu: number, pid: number, ctx: TraceContext, vector: number, soft: boolean, reinjected: boolean): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_INJ_VIRQ)
+    const w = this.begin(cpu, pid, ctx, I_INJ_VIRQ)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = vector
     if (this.eraD) words[w + 3] = (soft ? 1 : 0) | (reinjected ? 0x100 : 0)
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** kvm_userspace_exit: the KVM_EXIT_* reason, or a negative errno when KVM_RUN failed. */
   userspaceExit(cpu: number, pid: number, ctx: TraceContext, reason: number, errno: number): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_USERSPACE_EXIT)
+    const w = this.begin(cpu, pid, ctx, I_USERSPACE_EXIT)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     words[w + 2] = reason
     words[w + 3] = errno
-    ring.commit()
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** kvm_vcpu_wakeup: how long the vCPU waited (or polled), and whether polling was valid. */
   vcpuWakeup(cpu: number, pid: number, ctx: TraceContext, ns: number, waited: boolean, valid: boolean): boolean {
-    const t = this.tracer
-    const w = t.beginEvent(cpu, pid, ctx, I_VCPU_WAKEUP)
+    const w = this.begin(cpu, pid, ctx, I_VCPU_WAKEUP)
     if (w < 0) return false
-    const ring = t.rings[cpu]!
+    const ring = this.tracer.rings[cpu]!
     const words = ring.words
     const hi = Math.floor(ns / 0x1_0000_0000)
     words[w + 2] = ns - hi * 0x1_0000_0000
     words[w + 3] = hi
     words[w + 4] = (waited ? 1 : 0) | (valid ? 0x100 : 0)
-    ring.commit()
+    words[w + 5] = 0
+    if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 }

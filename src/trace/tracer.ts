@@ -68,7 +68,8 @@ export class PrintkSite {
     this.recordLength = this.payloadBytes >= 0 ? recordLength(this.payloadBytes) : -1
     this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
     this.words32 = this.wordPacked && this.is64.every((b) => b === 0) ? this.is64.length : -1
-    this.fastWords = this.words32 >= 0 && this.payloadBytes <= MAX_SMALL_PAYLOAD ? this.words32 : -1
+    this.fastArgs = this.wordPacked && this.payloadBytes <= MAX_SMALL_PAYLOAD ? this.is64.length : -1
+    this.numeric = format.conversions.every((c) => c.storage !== "str")
     const literals = [this.textPrefix, ...format.literals.slice(1)].map(latin1Bytes)
     this.literalBytes = literals.every((l) => l !== null) ? (literals as Array<Uint8Array>) : null
     this.plain = plainConversions(format)
@@ -87,8 +88,10 @@ export class PrintkSite {
   readonly is64: Uint8Array
   /** Record payload when it does not depend on string arguments, else -1. */
   readonly payloadBytes: number
-  /** words32 when the record is small (no length word): printk's inlined path; else -1. */
-  readonly fastWords: number
+  /** Number of arguments when all are 4- or 8-byte integers and the record is small (no length word): printk's inlined path; else -1. */
+  readonly fastArgs: number
+  /** No %s conversion: every argument is a number. */
+  readonly numeric: boolean
   /** Bytes the record takes in a page (recordLength of payloadBytes), or -1. */
   readonly recordLength: number
   /** Low word of the site's ip and fmt pointers. */
@@ -120,10 +123,15 @@ export class Tracer {
   private readonly hz: number
   private readonly tscHz: number
 
-  /** tracing_on. */
-  tracingOn = true
+  private tracingOnSwitch = true
   /** Readers of `trace` holding recording off (5.0 era: an open `trace` pauses recording). */
   private stoppers = 0
+  /**
+   * How a write finds its time stamp, kept in one number so the hot writers test one field:
+   * 0 recording with the per-CPU local clock (`nowOn`), 1 recording with a clock read by
+   * `nowNs()`, 2 anything else (recording off, counter/uptime/x86-tsc clocks): take `now()`.
+   */
+  private writeGate = 0
   private overwriteOn = true
   expanded: boolean
   clockName: TraceClockName = "local"
@@ -165,6 +173,7 @@ export class Tracer {
     this.tscHz = options.tscHz ?? 2_400_000_000
     this.expanded = options.expanded ?? false
     this.hasLocalClocks = options.clock.nowOn !== undefined
+    this.updateWriteGate()
     const pages = this.expanded ? pagesForBytes(this.defaultBufferBytes) : 2
     this.rings = Array.from({ length: this.cpuCount }, () => {
       const ring = new CpuRingBuffer(pages)
@@ -187,17 +196,44 @@ export class Tracer {
 
   // ---- switches ----
 
+  /** tracing_on. */
+  get tracingOn(): boolean {
+    return this.tracingOnSwitch
+  }
+  set tracingOn(on: boolean) {
+    this.tracingOnSwitch = on
+    this.updateWriteGate()
+  }
+
   /** Whether a write now would be stored. */
   get recording(): boolean {
-    return this.tracingOn && this.stoppers === 0
+    return this.tracingOnSwitch && this.stoppers === 0
   }
 
   /** tracing_stop()/tracing_start() around an open `trace` file in the 5.0 era. */
   pauseRecording(): void {
     this.stoppers++
+    this.updateWriteGate()
   }
   resumeRecording(): void {
     if (this.stoppers > 0) this.stoppers--
+    this.updateWriteGate()
+  }
+
+  private updateWriteGate(): void {
+    const recording = this.tracingOnSwitch && this.stoppers === 0
+    this.writeGate = !recording || this.clockMode > 1 ? 2 : this.clockMode === 0 && this.hasLocalClocks ? 0 : 1
+  }
+
+  /**
+   * The time stamp of a write on `cpu` now, or -1 when nothing may be recorded (tracing_on 0,
+   * or paused by an open `trace`). Advances the counter clock: call it once per stored write.
+   */
+  writeStamp(cpu: number): number {
+    const gate = this.writeGate
+    if (gate === 0) return this.clockSource.nowOn!(cpu)
+    if (gate === 1) return this.clockSource.nowNs()
+    return this.recording ? this.now(cpu) : -1
   }
 
   get overwrite(): boolean {
@@ -244,6 +280,7 @@ export class Tracer {
     if (found === undefined) return false
     this.clockName = found
     this.clockMode = found === "local" ? 0 : found === "counter" ? 2 : found === "uptime" ? 3 : found === "x86-tsc" ? 4 : 1
+    this.updateWriteGate()
     this.clear()
     return true
   }
@@ -285,10 +322,12 @@ export class Tracer {
    * buffer refused it. The caller writes the fields and calls `rings[cpu].commit()`.
    */
   beginEvent(cpu: number, pid: number, context: TraceContext, index: number): number {
-    if (this.eventEnabled[index] !== 1 || !this.recording) return -1
+    if (this.eventEnabled[index] !== 1) return -1
+    const ts = this.writeStamp(cpu)
+    if (ts < 0) return -1
     const event = this.events[index]!
     const ring = this.rings[cpu]!
-    const w = ring.reserve(event.payloadBytes, this.now(cpu))
+    const w = ring.reserve(event.payloadBytes, ts)
     if (w < 0) return -1
     const words = ring.words
     const end = w + (event.payloadBytes >> 2)
@@ -378,16 +417,13 @@ export class Tracer {
 
   /** trace_printk from `site` with the staged arguments. Returns whether the record was stored. */
   printk(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
-    // The common case is kept small enough for the JIT to inline into the caller: 32-bit
-    // integer arguments only, the `local` trace clock, recording on.
-    const n32 = site.fastWords
-    if (n32 < 0 || this.clockMode !== 0 || !this.tracingOn || this.stoppers !== 0) {
-      return this.printkGeneral(cpu, pid, context, site)
-    }
+    // The common case is kept small enough for the JIT to inline into the caller: 4- and
+    // 8-byte integer arguments only, a small record, a nanosecond clock, recording on.
+    const n = site.fastArgs
+    const gate = this.writeGate
+    if (n < 0 || gate > 1) return this.printkGeneral(cpu, pid, context, site)
     const ring = this.rings[cpu]!
-    const source = this.clockSource
-    const ts = this.hasLocalClocks ? source.nowOn!(cpu) : source.nowNs()
-    const w = ring.reserveSmallCommitted(site.recordLength, ts)
+    const w = ring.reserveSmallCommitted(site.recordLength, gate === 0 ? this.clockSource.nowOn!(cpu) : this.clockSource.nowNs())
     if (w < 0) return false
     const words = ring.words
     const address = site.address
@@ -398,14 +434,24 @@ export class Tracer {
     words[w + 4] = address
     words[w + 5] = ADDRESS_HIGH
     const argLo = this.argLo
-    for (let i = 0; i < n32; i++) words[w + 6 + i] = argLo[i]!
+    if (site.words32 >= 0) {
+      for (let i = 0; i < n; i++) words[w + 6 + i] = argLo[i]!
+    } else {
+      const argHi = this.argHi
+      const is64 = site.is64
+      let at = w + 6
+      for (let i = 0; i < n; i++) {
+        words[at++] = argLo[i]!
+        if (is64[i] === 1) words[at++] = argHi[i]!
+      }
+    }
     if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
 
   /** trace_printk for every site and clock (printk handles the common case). */
   private printkGeneral(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
-    if (!this.tracingOn || this.stoppers !== 0) return false
+    if (!this.recording) return false
     const ring = this.rings[cpu]!
     const header = ((context & 0xffff) << 16) >>> 0
     if (site.wordPacked) {
@@ -460,12 +506,18 @@ export class Tracer {
 
   /** trace_printk with the arguments given directly (convenient; allocates for the array). */
   printkValues(cpu: number, pid: number, context: TraceContext, site: PrintkSite, values: ReadonlyArray<number | bigint | string>): boolean {
-    values.forEach((v, i) => {
-      if (typeof v === "string") this.setArgString(i, v)
-      else if (typeof v === "bigint") this.setArgBigInt(i, v)
-      else this.setArg(i, v)
-    })
+    this.stageValues(values)
     return this.printk(cpu, pid, context, site)
+  }
+
+  /** Stages arguments 0.. from values (setArg, setArgBigInt or setArgString by type). */
+  stageValues(values: ReadonlyArray<number | bigint | string>): void {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!
+      if (typeof v === "number") this.setArg(i, v)
+      else if (typeof v === "bigint") this.setArgBigInt(i, v)
+      else this.setArgString(i, v)
+    }
   }
 
   private stringArgBytes(site: PrintkSite): number {

@@ -21,9 +21,10 @@ for (const [name, index] of Object.entries(KvmEvent)) {
 export class FtraceSink implements KvmTraceSink {
   readonly on: Uint8Array
   private readonly exitContext: number
-  private readonly sites = new Map<string, PrintkSite>()
-  // The last call site: a handler printing in a loop finds its site by two identity compares,
-  // without building the key string or hashing it.
+  // Call sites by format, then by function: formats are mostly string literals, whose hashes
+  // V8 keeps, so a lookup builds no key string.
+  private readonly sites = new Map<string, Map<string, PrintkSite>>()
+  // The last call site: a handler printing in a loop finds its site by two identity compares.
   private lastFn = ""
   private lastFormat = ""
   private lastSite: PrintkSite | undefined
@@ -76,20 +77,63 @@ export class FtraceSink implements KvmTraceSink {
     // kvm_mmio is not among the trace subsystem's events yet.
   }
   printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void {
-    let site = this.lastSite
-    if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) {
-      const key = `${fn}\u0000${format}`
-      site = this.sites.get(key)
-      if (site === undefined) {
-        const registered = this.tracer.registerPrintk(fn, format)
-        if (registered instanceof FormatError) throw new Error(`trace_printk format ${JSON.stringify(format)}: ${registered.message}`)
-        site = registered
-        this.sites.set(key, site)
-      }
-      this.lastFn = fn
-      this.lastFormat = format
-      this.lastSite = site
+    const site = this.siteFor(fn, format)
+    const tracer = this.tracer
+    if (!tracer.recording) return
+    tracer.stageValues(args)
+    tracer.printk(cpu, pid, TASK_CONTEXT, site)
+  }
+
+  /**
+   * printf with up to four numeric arguments passed directly (no array): integers, negative ones
+   * sign-extended to 64 bits as C's varargs would; each feeds the format's conversion of the
+   * same position. Conversions past the fourth print 0. A format with %s goes through printf.
+   */
+  printfNumbers(cpu: number, pid: number, fn: string, format: string, a0 = 0, a1 = 0, a2 = 0, a3 = 0): void {
+    const site = this.siteFor(fn, format)
+    const tracer = this.tracer
+    const count = site.format.conversions.length
+    if (!site.numeric) {
+      // A number given for %s prints as its decimal text (the cold path: it allocates).
+      const given = [a0, a1, a2, a3]
+      this.printf(cpu, pid, fn, format, site.format.conversions.map((c, i) => (c.storage === "str" ? String(given[i] ?? 0) : (given[i] ?? 0))))
+      return
     }
-    this.tracer.printkValues(cpu, pid, TASK_CONTEXT, site, args)
+    if (count > 0) {
+      tracer.setArg(0, a0)
+      if (count > 1) {
+        tracer.setArg(1, a1)
+        if (count > 2) {
+          tracer.setArg(2, a2)
+          if (count > 3) {
+            tracer.setArg(3, a3)
+            for (let i = 4; i < count; i++) tracer.setArgWords(i, 0, 0)
+          }
+        }
+      }
+    }
+    tracer.printk(cpu, pid, TASK_CONTEXT, site)
+  }
+
+  /** The registered trace_printk site of (fn, format), registering it at its first use. */
+  private siteFor(fn: string, format: string): PrintkSite {
+    const last = this.lastSite
+    if (last !== undefined && format === this.lastFormat && fn === this.lastFn) return last
+    let byFn = this.sites.get(format)
+    if (byFn === undefined) {
+      byFn = new Map()
+      this.sites.set(format, byFn)
+    }
+    let site = byFn.get(fn)
+    if (site === undefined) {
+      const registered = this.tracer.registerPrintk(fn, format)
+      if (registered instanceof FormatError) throw new Error(`trace_printk format ${JSON.stringify(format)}: ${registered.message}`)
+      site = registered
+      byFn.set(fn, site)
+    }
+    this.lastFn = fn
+    this.lastFormat = format
+    this.lastSite = site
+    return site
   }
 }

@@ -55,6 +55,12 @@ export interface KvmTraceSink {
   mmio(cpu: number, pid: number, type: number, len: number, gpaLo: number, gpaHi: number, valLo: number, valHi: number): void
   /** trace_printk(format, args...) from kernel function `fn`; formats end with "\n" as kernel ones do. */
   printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void
+  /**
+   * printf for formats whose arguments are all numbers, up to four passed directly (nothing
+   * allocated: the hot-path form). Integers; negative ones are sign-extended to 64 bits. Optional
+   * so that wrapping sinks keep compiling; a caller falls back to printf when it is missing.
+   */
+  printfNumbers?(cpu: number, pid: number, fn: string, format: string, a0?: number, a1?: number, a2?: number, a3?: number): void
 }
 
 /** Drops every event (tracing compiled out). */
@@ -73,4 +79,5 @@ export class NullTraceSink implements KvmTraceSink {
   vcpuWakeup(): void {}
   mmio(): void {}
   printf(): void {}
+  printfNumbers(): void {}
 }
