@@ -107,6 +107,8 @@ export class Scheduler {
   /** Slices dispatched so far (a cheap progress measure for tests and statistics). */
   dispatches = 0
   migrations = 0
+  /** Where pickCpu starts looking: CPUs whose next start times are equal take turns. */
+  private firstCandidate = 0
 
   constructor(
     readonly clock: VirtualClock,
@@ -299,11 +301,22 @@ export class Scheduler {
     }
   }
 
-  /** The CPU that runs next: the earliest start time among CPUs with queued threads. */
+  /**
+   * The CPU that runs next: the earliest start time among CPUs with queued threads. CPUs whose
+   * start times are equal run at the same moment on real hardware; the lockstep simulation takes
+   * them in turn (round robin from the CPU after the last one picked). Taking the lowest-numbered
+   * one every time would let CPU 0 run all its threads first whenever they take no virtual time
+   * (vCPU threads setting up, then blocking), go idle while the others still have a full queue at
+   * that same instant, and pull their threads one by one: all of a VM's vCPU threads would end up
+   * having last run on CPU 0, and land there again when woken.
+   */
   private pickCpu(untilNs: number | undefined): number {
+    const n = this.queues.length
     let best = -1
     let bestStart = Infinity
-    for (let c = 0; c < this.queues.length; c++) {
+    for (let i = 0; i < n; i++) {
+      let c = this.firstCandidate + i
+      if (c >= n) c -= n
       const head = this.queues[c]![0]
       if (head === undefined) continue
       const start = Math.max(this.clock.cpuNs[c]!, head.lastRunNs)
@@ -313,6 +326,7 @@ export class Scheduler {
       }
     }
     if (untilNs !== undefined && bestStart >= untilNs) return -1
+    if (best >= 0) this.firstCandidate = best + 1 === n ? 0 : best + 1
     return best
   }
 }

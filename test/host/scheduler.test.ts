@@ -90,6 +90,50 @@ describe("host scheduler", () => {
     expect(new Set(r.log.map((s) => s.cpu)).size).toBe(4)
   })
 
+  it("keeps threads spread over the CPUs when they set up in no virtual time, block, and are woken together (QEMU -S, then cont)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 2, max: 4 }), fc.integer({ min: 2, max: 16 }), async (seed, cpus, perCpu) => {
+        const threads = cpus * perCpu
+        const r = await Effect.runPromise(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const kernel = yield* makeHostKernel({ seed, cpus })
+              const leader = kernel.tasks.spawnProcess("qemu-system-x86_64")
+              const firstCpuAfterWake: Array<number> = []
+              const all: Array<Thread> = []
+              let paused = true
+              for (let i = 0; i < threads; i++) {
+                all.push(
+                  yield* kernel.scheduler.spawn(kernel.tasks.spawnThread(leader), (thread) =>
+                    Effect.gen(function* () {
+                      while (paused) yield* thread.block
+                      firstCpuAfterWake.push(thread.cpu)
+                      for (let p = 0; p < 8; p++) {
+                        thread.charge(250_000)
+                        if (thread.sliceExpired()) yield* thread.yieldCpu
+                      }
+                    }),
+                  ),
+                )
+              }
+              yield* kernel.scheduler.run()
+              paused = false
+              for (const t of all) kernel.scheduler.wake(t)
+              yield* kernel.scheduler.run()
+              const perCpuCount = Array.from({ length: cpus }, (_, c) => firstCpuAfterWake.filter((x) => x === c).length)
+              return { perCpuCount, clocks: [...kernel.clock.cpuNs] }
+            }),
+          ),
+        )
+        // Fork balancing spread them evenly; setting up and blocking must not gather them on one CPU.
+        for (const n of r.perCpuCount) expect(n).toBe(perCpu)
+        // Equal work on every CPU: every CPU ends at the same time.
+        expect(Math.max(...r.clocks) - Math.min(...r.clocks)).toBe(0)
+      }),
+      { numRuns: 25 },
+    )
+  })
+
   it("gives slices as CFS does: latency / nr_running, at least the minimum granularity", async () => {
     const slices = await Effect.runPromise(
       Effect.scoped(
