@@ -12,6 +12,7 @@ import { makeHostKernel } from "../../host/kernel.ts"
 import type { HostKernelShape } from "../../host/kernel.ts"
 import type { ModuleError } from "../../host/modules.ts"
 import type { KernelProfileName } from "../../host/profile.ts"
+import { ExitVerdict } from "../../hypervisor/kvm/exit-hook.ts"
 import { FtraceSink } from "../../hypervisor/kvm/ftrace-sink.ts"
 import type { Kvm } from "../../hypervisor/kvm/kvm.ts"
 import { loadKvm } from "../../hypervisor/kvm/module.ts"
@@ -28,7 +29,6 @@ import { KVM_EVENT_NAMES } from "../../trace/kvm-events.ts"
 import { makeTrace } from "../../trace/service.ts"
 import type { TraceShape } from "../../trace/service.ts"
 import { asUserProgram, type LoadedGuest } from "./guest-file.ts"
-import { ObservingSink } from "./observing-sink.ts"
 
 export interface HostOptions {
   readonly profile: KernelProfileName
@@ -73,10 +73,15 @@ export const vcpuInfoNumber = (profile: KernelProfileName, requested?: number): 
 export type Limit = "steps" | "exits"
 
 export class SimHost {
-  readonly sink: ObservingSink
+  /**
+   * What the shell's `trace on|off` calls after changing the enable switches. Nothing needs
+   * refreshing any more — KVM reads the tracer's switches directly and exits are watched through
+   * kvm.hooks.vmExit — so sync() does nothing; it stays until the shell no longer calls it.
+   */
+  readonly sink = { sync: (): void => {} }
   machine: Machine | undefined
   guest: GuestOptions | undefined
-  /** Exits seen by the observer since the machine started. */
+  /** Exits of the machine's VM seen by the exit observer since the machine started. */
   exitCount = 0
   limitHit: Limit | undefined
   readonly injected: Array<InjectionResult> = []
@@ -87,12 +92,13 @@ export class SimHost {
   exitWatcher: ((reason: number, vcpuId: number) => boolean) | undefined
   /** The exit that satisfied exitWatcher. */
   watchedExit: { readonly reason: number; readonly vcpuId: number } | undefined
-  /** Keep the observer installed (the shell watches exits even without limits). */
+  /** Keep the exit observer subscribed (the shell watches exits even without limits). */
   alwaysObserve = false
   /** Wall-clock time (epoch ms, performance.timeOrigin + now) of the first VM entry, when observed. */
   firstEntryEpochMs: number | undefined
   private pendingInjections: Array<Injection> = []
-  private dueInjections: Array<{ readonly injection: Injection; readonly pid: number }> = []
+  private dueInjections: Array<{ readonly injection: Injection; readonly vcpu: Vcpu }> = []
+  private unsubscribeObserver: (() => void) | undefined
   private consoleListener: ((text: string) => void) | undefined
   private consolePending: Array<number> = []
   /** Everything the guest wrote to its consoles (serial and 0xE9), in order. */
@@ -105,9 +111,7 @@ export class SimHost {
     readonly trace: TraceShape,
     readonly kvm: Kvm,
     readonly sysfs: SysfsShape,
-    sink: ObservingSink,
   ) {
-    this.sink = sink
     this.startNs = host.clock.nowNs()
   }
 
@@ -184,49 +188,55 @@ export class SimHost {
     })
   }
 
+  /**
+   * Subscribes to KVM's exit hook for the machine's VM when a limit, an injection or the shell
+   * needs to see exits: counts them, stops at the watched exit, the exit or step limit, and
+   * applies each --inject VMWRITE before the entry that follows its exit, on the vCPU that exited.
+   */
   private installObserver(): void {
+    this.unsubscribeObserver?.()
+    this.unsubscribeObserver = undefined
     const guest = this.guest!
     const machine = this.machine!
+    const vm = machine.vm
     const maxExits = guest.maxExits
     const maxSteps = guest.maxSteps
     const needed = this.alwaysObserve || maxExits !== undefined || maxSteps !== undefined || this.pendingInjections.length > 0
-    if (!needed) {
-      this.sink.observer = undefined
-      this.sink.sync()
-      return
-    }
-    this.sink.observer = {
-      onExit: (_cpu, pid, vcpuId, reason) => {
+    if (!needed) return
+    this.unsubscribeObserver = this.kvm.hooks.vmExit.subscribe({
+      exit: (vcpu, _cpu, reason): ExitVerdict => {
+        if (vcpu.vm !== vm) return ExitVerdict.Continue
         this.exitCount++
-        if (this.exitWatcher !== undefined && this.watchedExit === undefined && this.exitWatcher(reason, vcpuId)) {
-          this.watchedExit = { reason, vcpuId }
-          const vcpu = machine.vcpus[vcpuId]
-          if (vcpu !== undefined) vcpu.yieldRequested = true
+        let verdict: ExitVerdict = ExitVerdict.Continue
+        if (this.exitWatcher !== undefined && this.watchedExit === undefined && this.exitWatcher(reason, vcpu.id)) {
+          this.watchedExit = { reason, vcpuId: vcpu.id }
+          verdict = ExitVerdict.Yield
         }
         while (this.pendingInjections.length > 0 && this.pendingInjections[0]!.atExit === this.exitCount) {
-          this.dueInjections.push({ injection: this.pendingInjections.shift()!, pid })
+          this.dueInjections.push({ injection: this.pendingInjections.shift()!, vcpu })
         }
-        if (this.limitHit !== undefined) return
-        if (maxExits !== undefined && this.exitCount >= maxExits) this.hitLimit("exits")
-        else if (maxSteps !== undefined && this.steps() >= maxSteps) this.hitLimit("steps")
+        if (this.limitHit === undefined) {
+          if (maxExits !== undefined && this.exitCount >= maxExits) this.hitLimit("exits")
+          else if (maxSteps !== undefined && this.steps() >= maxSteps) this.hitLimit("steps")
+        }
+        return verdict
       },
-      onEntry: (cpu, pid) => {
+      entry: (vcpu, cpu) => {
+        if (vcpu.vm !== vm) return
         if (this.firstEntryEpochMs === undefined) this.firstEntryEpochMs = performance.timeOrigin + performance.now()
         if (this.dueInjections.length === 0) return
         for (let i = 0; i < this.dueInjections.length; i++) {
           const due = this.dueInjections[i]!
           // Written on the vCPU that took the exit, while its VMCS is current on this CPU.
-          if (due.pid !== pid) continue
+          if (due.vcpu !== vcpu) continue
           this.dueInjections.splice(i--, 1)
           const lp = this.kvm.lp(cpu)
           const status = lp.vmwrite(due.injection.encoding, due.injection.value)
           const error = status === VmxStatus.Succeed ? 0 : lp.vmreadLo(VmcsField.VM_INSTRUCTION_ERROR)
-          const vcpu = machine.vcpus.findIndex((v) => v !== undefined && v.pid === pid)
-          this.injected.push({ ...due.injection, vcpu, error })
+          this.injected.push({ ...due.injection, vcpu: machine.vcpus.indexOf(vcpu), error })
         }
       },
-    }
-    this.sink.sync()
+    })
   }
 
   private hitLimit(limit: Limit): void {
@@ -255,7 +265,6 @@ export class SimHost {
     return Effect.gen(function* () {
       const m = self.machine
       if (m === undefined || m.closed) return
-      self.sink.sync()
       const exited = () => m.threads.every((t) => t.task.state === "exited")
       const maxSteps = self.guest?.maxSteps
       yield* self.host.scheduler.run({
@@ -302,7 +311,11 @@ export class SimHost {
 
   /** Closes the VM and ends the QEMU process (after its threads exited). */
   close(): void {
-    if (this.machine !== undefined && !this.machine.closed && this.machine.threads.every((t) => t.task.state === "exited")) this.machine.close()
+    if (this.machine !== undefined && !this.machine.closed && this.machine.threads.every((t) => t.task.state === "exited")) {
+      this.unsubscribeObserver?.()
+      this.unsubscribeObserver = undefined
+      this.machine.close()
+    }
   }
 
   get end(): MachineEnd {
@@ -346,11 +359,10 @@ export const bootSimHost = (options: HostOptions): Effect.Effect<SimHost, Module
       if (index < 0) return yield* Effect.fail(`unknown event '${name}' (known: ${knownEvents(trace).join(", ")})`)
       trace.tracer.setEventEnabled(index, true)
     }
-    const sink = new ObservingSink(new FtraceSink(trace))
     const hc = options.profile === "linux-6.x" ? { vcpuInfoHypercall: vcpuInfoNumber(options.profile, options.vcpuInfoHypercall) } : {}
-    const kvm = yield* loadKvm(host, { trace: sink, ...hc })
+    const kvm = yield* loadKvm(host, { trace: new FtraceSink(trace), ...hc })
     const sysfs = makeMachineSysfs({ tasks: host.tasks, tracefs: trace.tracefs, kvm: { instance: kvm, profile: options.profile } })
-    return new SimHost(options, host, trace, kvm, sysfs, sink)
+    return new SimHost(options, host, trace, kvm, sysfs)
   })
 
 /** Names of the KVM tracepoints (events/kvm/*). */
