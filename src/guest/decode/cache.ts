@@ -38,8 +38,11 @@ export const IMM2_SHIFT = 8 // bits 15:8: ENTER's nesting level
 export const MODRM_SHIFT = 16 // bits 23:16: the ModRM byte
 
 const CAPACITY = 1 << 15
-/** Records allocated at first: most guests run a few hundred distinct instructions. */
-const INITIAL_RECORDS = 512
+/**
+ * Records allocated at first. Small: a VM whose vCPUs sit idle has decoded a handful, and the
+ * array doubles (a copy) as a real guest's few hundred or thousand instructions arrive.
+ */
+const INITIAL_RECORDS = 64
 
 export class DecodeCache implements CodeWriteListener {
   /**
