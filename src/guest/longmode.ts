@@ -65,6 +65,7 @@ export const setupLongMode = (cpu: CpuState, layout: LongModeLayout): void => {
   cpu.cr4 = Cr4.PAE
   cpu.efer = Efer.LME | Efer.LMA | Efer.SCE | Efer.NXE
   cpu.cr0 = Cr0.PE | Cr0.MP | Cr0.ET | Cr0.NE | Cr0.WP | Cr0.PG
+  cpu.systemGeneration++
   cpu.setSegment(Seg.CS, { selector: FlatSelectors.KERNEL_CODE, base: 0n, limit: 0xffffffff, accessRights: 0xa09b })
   for (const s of [Seg.DS, Seg.ES, Seg.SS, Seg.FS, Seg.GS]) {
     cpu.setSegment(s, { selector: FlatSelectors.KERNEL_DATA, base: 0n, limit: 0xffffffff, accessRights: 0xc093 })

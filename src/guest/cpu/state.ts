@@ -160,6 +160,15 @@ export class CpuState {
   /** Set by anything that needs runBatch to look at the instruction boundary (events, shadows, MTF...). */
   attention = 0
 
+  /**
+   * Bumped by every write to the state a VM exit saves besides RIP, RSP, RFLAGS, interruptibility,
+   * activity state and pending debug exceptions: CR0/CR3/CR4, DR7, IA32_EFER, the segment
+   * registers (incl. LDTR, TR, FS/GS base), GDTR/IDTR and the MSR slots (SYSENTER_*, PAT, ...).
+   * VMX compares it with the value recorded at the last full save or load of a VMCS so an exit
+   * can skip saving what did not change. Code writing those fields directly must bump it.
+   */
+  systemGeneration = 0
+
   constructor(memory: GuestMemory) {
     this.memory = memory
     this.msr[MsrSlot.APIC_BASE * 2] = 0xfee00900 | 0
@@ -226,6 +235,7 @@ export class CpuState {
     this.segBaseHi[s] = hiOf(seg.base)
     this.segLimit[s] = seg.limit >>> 0
     this.segAttr[s] = seg.accessRights
+    this.systemGeneration++
     if (s === Seg.CS) this.cpl = seg.selector & 3
     if (s === Seg.SS && this.cpl !== ((seg.accessRights >> 5) & 3)) this.cpl = (seg.accessRights >> 5) & 3
   }
@@ -245,6 +255,7 @@ export class CpuState {
   set cr3(v: bigint) {
     this.cr3Lo = loOf(v)
     this.cr3Hi = hiOf(v)
+    this.systemGeneration++
     this.flushTlb()
   }
   get gdtr(): { base: bigint; limit: number } {
@@ -254,6 +265,7 @@ export class CpuState {
     this.gdtrBaseLo = loOf(base)
     this.gdtrBaseHi = hiOf(base)
     this.gdtrLimit = limit & 0xffff
+    this.systemGeneration++
   }
   get idtr(): { base: bigint; limit: number } {
     return { base: toBig(this.idtrBaseLo, this.idtrBaseHi), limit: this.idtrLimit }
@@ -262,6 +274,7 @@ export class CpuState {
     this.idtrBaseLo = loOf(base)
     this.idtrBaseHi = hiOf(base)
     this.idtrLimit = limit & 0xffff
+    this.systemGeneration++
   }
   get longModeActive(): boolean {
     return (this.efer & Efer.LMA) !== 0
@@ -273,6 +286,7 @@ export class CpuState {
   setMsrSlot(slot: number, v: bigint): void {
     this.msr[slot * 2] = loOf(v)
     this.msr[slot * 2 + 1] = hiOf(v)
+    this.systemGeneration++
   }
 
   get tsc(): bigint {

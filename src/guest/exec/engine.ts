@@ -792,6 +792,7 @@ export class Engine {
     cpu.segBaseHi[Seg.CS] = 0
     cpu.segLimit[Seg.CS] = Engine.limitOf(dLo, dHi)
     cpu.segAttr[Seg.CS] = ar | 1
+    cpu.systemGeneration++
     if (newCpl !== savedCpl) {
       cpu.segSel[Seg.SS] = newCpl
       cpu.segBaseLo[Seg.SS] = 0

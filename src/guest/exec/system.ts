@@ -83,6 +83,7 @@ export const movToCr = (k: Engine, cr: number, gpr: number): number => {
       if ((hi & 0x7fffc000) !== 0) k.gp(0)
       cpu.cr3Lo = lo
       cpu.cr3Hi = hi & 0x7fffffff
+      cpu.systemGeneration++
       if ((cpu.cr4 & Cr4.PGE) !== 0) k.tlb.flushNonGlobal()
       else k.tlb.flushAll()
       k.codeBase = NaN
@@ -112,6 +113,7 @@ const writeCr0 = (k: Engine, lo: number, hi: number): void => {
   if ((lo & Cr0.PG) === 0 && (cpu.efer & Efer.LMA) !== 0) k.gp(0)
   const changed = cpu.cr0 ^ lo
   cpu.cr0 = lo | Cr0.ET
+  cpu.systemGeneration++
   if ((changed & (Cr0.PG | Cr0.WP | Cr0.PE)) !== 0) k.flushTlb()
 }
 
@@ -122,6 +124,7 @@ const writeCr4 = (k: Engine, lo: number, hi: number): void => {
   if ((lo & Cr4.PCIDE) !== 0 && (cpu.cr3Lo & 0xfff) !== 0 && (cpu.cr4 & Cr4.PCIDE) === 0) k.gp(0)
   const changed = cpu.cr4 ^ lo
   cpu.cr4 = lo
+  cpu.systemGeneration++
   if ((changed & (Cr4.PGE | Cr4.PAE | Cr4.PSE | Cr4.SMEP | Cr4.SMAP | Cr4.PCIDE)) !== 0) k.flushTlb()
 }
 
@@ -132,6 +135,7 @@ export const clts = (k: Engine): number => {
   const ic = cpu.intercepts
   if (ic !== null && (ic.cr0GuestHostMask & Cr0.TS) !== 0 && (ic.cr0ReadShadow & Cr0.TS) !== 0) return crExit(k, 0, 2, 0, false, 0)
   cpu.cr0 &= ~Cr0.TS
+  cpu.systemGeneration++
   return DONE
 }
 
@@ -157,6 +161,7 @@ export const lmsw = (k: Engine, source: number, memLin: number): number => {
   }
   const newLow = (source & 0xf) | (cpu.cr0 & 1)
   cpu.cr0 = (cpu.cr0 & ~0xf) | newLow
+  cpu.systemGeneration++
   return DONE
 }
 
@@ -260,6 +265,7 @@ export const wrmsr = (k: Engine): number => {
       if ((cpu.cr0 & Cr0.PG) !== 0 && ((lo ^ cpu.efer) & Efer.LME) !== 0) return k.gp(0)
       const changed = cpu.efer ^ lo
       cpu.efer = (lo & ~Efer.LMA) | (cpu.efer & Efer.LMA)
+      cpu.systemGeneration++
       if ((changed & Efer.NXE) !== 0) k.flushTlb()
       return DONE
     }
@@ -268,6 +274,7 @@ export const wrmsr = (k: Engine): number => {
       if (!canonical64(lo, hi)) return k.gp(0)
       cpu.segBaseLo[index === Msr.IA32_FS_BASE ? Seg.FS : Seg.GS] = lo
       cpu.segBaseHi[index === Msr.IA32_FS_BASE ? Seg.FS : Seg.GS] = hi
+      cpu.systemGeneration++
       return DONE
     case Msr.IA32_TSC:
       cpu.tsc = big(lo, hi)
@@ -298,6 +305,7 @@ export const wrmsr = (k: Engine): number => {
   if (slot < 0) return k.gp(0)
   cpu.msr[slot * 2] = lo
   cpu.msr[slot * 2 + 1] = hi
+  cpu.systemGeneration++
   return DONE
 }
 
@@ -428,6 +436,7 @@ export const loadSegment = (k: Engine, seg: number, selector: number): void => {
     if (seg === Seg.SS && (cpu.cpl === 3 || rpl !== cpu.cpl)) k.gp(0)
     cpu.segSel[seg] = selector
     cpu.segAttr[seg] = 0x10000 | (seg === Seg.SS ? cpu.cpl << 5 : 0)
+    cpu.systemGeneration++
     if (seg !== Seg.FS && seg !== Seg.GS) {
       cpu.segBaseLo[seg] = 0
       cpu.segBaseHi[seg] = 0
@@ -457,6 +466,7 @@ export const loadSegment = (k: Engine, seg: number, selector: number): void => {
   cpu.segBaseHi[seg] = 0
   cpu.segLimit[seg] = Engine.limitOf(lo, hi)
   cpu.segAttr[seg] = ar | 1 // accessed
+  cpu.systemGeneration++
   if (seg === Seg.SS) setShadow(k, Interruptibility.MOV_SS)
 }
 
@@ -481,10 +491,12 @@ export const lgdtLidt = (k: Engine, lin: number, idt: boolean): void => {
     cpu.idtrLimit = limit
     cpu.idtrBaseLo = lo
     cpu.idtrBaseHi = hi
+    cpu.systemGeneration++
   } else {
     cpu.gdtrLimit = limit
     cpu.gdtrBaseLo = lo
     cpu.gdtrBaseHi = hi
+    cpu.systemGeneration++
   }
 }
 
@@ -506,6 +518,7 @@ export const lldtLtr = (k: Engine, selector: number, tr: boolean): void => {
     if (tr) k.gp(0)
     cpu.segSel[Seg.LDTR] = selector
     cpu.segAttr[Seg.LDTR] = 0x10000
+    cpu.systemGeneration++
     return
   }
   if ((selector & 4) !== 0) k.gp(selector & 0xfffc)
@@ -530,6 +543,7 @@ export const lldtLtr = (k: Engine, selector: number, tr: boolean): void => {
     k.withCpl0(() => k.write32(lin + 4, hi | 0x200))
     cpu.segAttr[s] = ar | 2
   } else cpu.segAttr[s] = ar
+  cpu.systemGeneration++
 }
 
 // ---------------------------------------------------------------- SYSCALL / SYSRET / IRETQ
@@ -558,6 +572,7 @@ export const syscall = (k: Engine): void => {
   cpu.segBaseHi[Seg.SS] = 0
   cpu.segLimit[Seg.SS] = 0xffffffff
   cpu.segAttr[Seg.SS] = 0xc093 // P, DPL0, data read/write accessed, D/B=1, G=1
+  cpu.systemGeneration++
   cpu.cpl = 0
   cpu.setRflags32(rflags & ~fmask & ~Rflags.RF)
   cpu.rip = lstarHi * TWO32 + (lstarLo >>> 0)
@@ -585,6 +600,7 @@ export const sysret = (k: Engine, rexW: boolean): void => {
   cpu.segBaseHi[Seg.SS] = 0
   cpu.segLimit[Seg.SS] = 0xffffffff
   cpu.segAttr[Seg.SS] = 0xc0f3
+  cpu.systemGeneration++
   cpu.cpl = 3
   cpu.setRflags32((cpu.lo[11]! & 0x3c7fd7) | 2)
   cpu.rip = rcxHi * TWO32 + (rcxLo >>> 0)
@@ -650,6 +666,7 @@ export const iret = (k: Engine, osz: number): void => {
   cpu.segBaseHi[Seg.SS] = 0
   cpu.segLimit[Seg.SS] = ssLimit
   cpu.segAttr[Seg.SS] = ssAr
+  cpu.systemGeneration++
   cpu.lo[4] = rspLo
   cpu.hi[4] = rspHi
   cpu.cpl = rpl
@@ -667,6 +684,7 @@ export const iret = (k: Engine, osz: number): void => {
       if ((a & 0x10000) === 0 && !conformingCode && d < rpl && (cpu.segSel[s]! & 0xfffc) !== 0) {
         cpu.segSel[s] = 0
         cpu.segAttr[s] = 0x10000
+        cpu.systemGeneration++
       }
     }
   }
@@ -681,6 +699,7 @@ export const swapgs = (k: Engine): void => {
   cpu.segBaseHi[Seg.GS] = cpu.msr[MsrSlot.KERNEL_GS_BASE * 2 + 1]!
   cpu.msr[MsrSlot.KERNEL_GS_BASE * 2] = lo
   cpu.msr[MsrSlot.KERNEL_GS_BASE * 2 + 1] = hi
+  cpu.systemGeneration++
 }
 
 /** MOV to/from DR0-7 (DR4/DR5 alias DR6/DR7 unless CR4.DE). No breakpoints are simulated. */
@@ -699,7 +718,10 @@ export const movDr = (k: Engine, dr: number, gpr: number, toDr: boolean): number
     else {
       if (hi !== 0) k.gp(0)
       if (r === 6) cpu.dr6 = (lo | 0xffff0ff0) >>> 0
-      else cpu.dr7 = ((lo & ~0xd800) | 0x400) >>> 0
+      else {
+        cpu.dr7 = ((lo & ~0xd800) | 0x400) >>> 0
+        cpu.systemGeneration++
+      }
     }
   } else {
     let v: bigint

@@ -268,3 +268,54 @@ export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: Entr
   if (pending === 0n) put(W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, 0, 0)
   else put(W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, Number(pending & 0xffff_ffffn), Number(pending >> 32n))
 }
+
+/**
+ * Saves only the fields that change without a systemGeneration bump: RIP, RSP, RFLAGS,
+ * interruptibility, activity state and pending debug exceptions. Valid when the register file's
+ * other saved state is known to equal the VMCS's (same generation as the last full save, same
+ * exit controls); the result is then byte-identical to saveGuestState's.
+ */
+export const saveVolatileGuestState = (target: VmcsView, cpu: CpuState, checkState: EntryCheckState): void => {
+  const w = target.page.words
+  const rspLo = cpu.lo[4]! >>> 0
+  const rspHi = cpu.hi[4]! >>> 0
+  if (w[W_GUEST_RSP] !== rspLo || w[W_GUEST_RSP + 1] !== rspHi) {
+    w[W_GUEST_RSP] = rspLo
+    w[W_GUEST_RSP + 1] = rspHi
+    checkState.fieldChanged(O_GUEST_RSP)
+  }
+  const rip = cpu.rip
+  const ripHi = Math.floor(rip / TWO32)
+  const ripLo = (rip - ripHi * TWO32) >>> 0
+  if (w[W_GUEST_RIP] !== ripLo || w[W_GUEST_RIP + 1] !== ripHi >>> 0) {
+    w[W_GUEST_RIP] = ripLo
+    w[W_GUEST_RIP + 1] = ripHi >>> 0
+    checkState.fieldChanged(O_GUEST_RIP)
+  }
+  const rflags = cpu.getRflags32() >>> 0
+  const oldRflags = w[W_GUEST_RFLAGS]!
+  const oldRflagsHi = w[W_GUEST_RFLAGS + 1]!
+  if (oldRflags !== rflags || oldRflagsHi !== 0) {
+    w[W_GUEST_RFLAGS] = rflags
+    w[W_GUEST_RFLAGS + 1] = 0
+    if (((oldRflags ^ rflags) & ~RFLAGS_STATUS_FLAGS) !== 0 || oldRflagsHi !== 0) checkState.fieldChanged(O_GUEST_RFLAGS)
+  }
+  const interruptibility = cpu.interruptibility >>> 0
+  if (w[W_GUEST_INTERRUPTIBILITY_INFO] !== interruptibility) {
+    w[W_GUEST_INTERRUPTIBILITY_INFO] = interruptibility
+    checkState.fieldChanged(O_GUEST_INTERRUPTIBILITY_INFO)
+  }
+  const activity = cpu.activityState >>> 0
+  if (w[W_GUEST_ACTIVITY_STATE] !== activity) {
+    w[W_GUEST_ACTIVITY_STATE] = activity
+    checkState.fieldChanged(O_GUEST_ACTIVITY_STATE)
+  }
+  const pending = cpu.pendingDebugExceptions
+  const pdLo = pending === 0n ? 0 : Number(pending & 0xffff_ffffn) >>> 0
+  const pdHi = pending === 0n ? 0 : Number(pending >> 32n) >>> 0
+  if (w[W_GUEST_PENDING_DBG_EXCEPTIONS] !== pdLo || w[W_GUEST_PENDING_DBG_EXCEPTIONS + 1] !== pdHi) {
+    w[W_GUEST_PENDING_DBG_EXCEPTIONS] = pdLo
+    w[W_GUEST_PENDING_DBG_EXCEPTIONS + 1] = pdHi
+    checkState.fieldChanged(O_GUEST_PENDING_DBG_EXCEPTIONS)
+  }
+}

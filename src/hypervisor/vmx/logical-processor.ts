@@ -474,7 +474,12 @@ export class LogicalProcessor implements OutcomeSource {
       current.checks.fieldChanged(fieldOrdinal[encoding]!)
       const type = fieldType(encoding)
       if (type === FieldType.GuestState) current.guestWrites |= guestWriteBit(encoding)
-      else if (type === FieldType.Control) current.controlsWritten = true
+      else if (type === FieldType.Control) {
+        current.controlsWritten = true
+        // Entry and exit controls decide which guest registers entry loads and exit saves: the
+        // next entry loads the whole guest-state area.
+        if (encoding === F.VM_ENTRY_CONTROLS || encoding === F.VM_EXIT_CONTROLS) current.guestWrites |= GuestWrites.OTHER
+      }
     }
     return VmxStatus.Succeed
   }

@@ -49,6 +49,7 @@ const writeGuestMsr = (cpu: CpuState, index: number, value: bigint): boolean => 
   if (index === Msr.IA32_EFER) {
     if ((value & ~0xd01n) !== 0n) return false
     cpu.efer = Number(value)
+    cpu.systemGeneration++
     return true
   }
   if (index === Msr.IA32_TSC) {

@@ -2,6 +2,7 @@
 // VMCS is active on which logical processor (SDM 24.1: a VMCS is active on at most one).
 import { EntryCheckState } from "./entry-check-engine.ts"
 import type { HostPhysicalMemory } from "./host-memory.ts"
+import type { CpuState } from "../../guest/cpu/state.ts"
 
 /** Guest-state fields entry can reload one by one; anything else forces a full load. */
 export const GuestWrites = { RIP: 1, RSP: 2, RFLAGS: 4, INTERRUPTIBILITY: 8, OTHER: 16 } as const
@@ -18,6 +19,15 @@ export class ActiveVmcs {
   guestWrites: number = GuestWrites.OTHER
   /** A control field was written since the intercept policy was last configured from this VMCS. */
   controlsWritten = true
+  /**
+   * The register file this VMCS's guest-state area was last fully loaded into or saved from
+   * (null: none), and that register file's systemGeneration at the last full save (-1 after a
+   * full load: the next exit saves everything, since a load is not exactly a save's inverse —
+   * DR7/EFER/PAT depend on separate entry and exit controls). While the generation is unchanged,
+   * an exit saves only the volatile fields.
+   */
+  syncedCore: CpuState | null = null
+  savedGeneration = -1
 
   constructor(address: number, ownerId: number) {
     this.address = address

@@ -3,13 +3,18 @@
 // guest state and the MSR-load list, event injection, running the guest core until it exits,
 // then recording the exit, saving guest state, the MSR areas and loading host state.
 import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
-import { ExitControl as ExitControlImport, PinControl as PinControlImport } from "../../arch/vmx/control-bits.ts"
+import { EntryControl as EntryControlImport, ExitControl as ExitControlImport, PinControl as PinControlImport } from "../../arch/vmx/control-bits.ts"
 import { ExitReason as ExitReasonImport, EXIT_REASON_FAILED_VMENTRY as EXIT_REASON_FAILED_VMENTRYImport } from "../../arch/exit-reasons.ts"
 import { VmInstructionError as EImport } from "../../arch/vmx/instruction-errors.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
 import { injectEvent as injectEventImport, runBatch as runBatchImport, RunOutcome as RunOutcomeImport } from "./guest-core.ts"
 import { checkInfo as checkInfoImport, firstFailingCheck as firstFailingCheckImport } from "./entry-check-engine.ts"
-import { loadChangedGuestState as loadChangedGuestStateImport, loadGuestState as loadGuestStateImport, saveGuestState as saveGuestStateImport } from "./guest-state.ts"
+import {
+  loadChangedGuestState as loadChangedGuestStateImport,
+  loadGuestState as loadGuestStateImport,
+  saveGuestState as saveGuestStateImport,
+  saveVolatileGuestState as saveVolatileGuestStateImport,
+} from "./guest-state.ts"
 import { GuestWrites as GuestWritesImport, type ActiveVmcs } from "./platform.ts"
 import type { LogicalProcessor } from "./logical-processor.ts"
 import { RootReg as RootRegImport } from "./root-state.ts"
@@ -21,6 +26,7 @@ import { VmxStatus as VmxStatusImport } from "./outcome.ts"
 // Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
 // import into a getter call, which the hot path cannot afford. The bindings never change.
 const F = FImport
+const EntryControl = EntryControlImport
 const ExitControl = ExitControlImport
 const PinControl = PinControlImport
 const ExitReason = ExitReasonImport
@@ -34,6 +40,7 @@ const firstFailingCheck = firstFailingCheckImport
 const loadChangedGuestState = loadChangedGuestStateImport
 const loadGuestState = loadGuestStateImport
 const saveGuestState = saveGuestStateImport
+const saveVolatileGuestState = saveVolatileGuestStateImport
 const GuestWrites = GuestWritesImport
 const RootReg = RootRegImport
 const byteOffset = byteOffsetImport
@@ -71,6 +78,13 @@ const markSaved = (core: CpuState, vmcs: ActiveVmcs): void => {
   lastSavedCore = core
   lastSavedVmcs = vmcs
 }
+/** Entry controls that load a guest register only under a control bit: DR7, IA32_PAT, IA32_EFER. */
+const LOADED_UNDER_CONTROL = EntryControl.LOAD_DEBUG_CONTROLS | EntryControl.LOAD_IA32_PAT | EntryControl.LOAD_IA32_EFER
+/** The entry "load" bits whose register an exit with these controls saves. */
+const savedAsLoaded = (exitControls: number): number =>
+  ((exitControls & ExitControl.SAVE_DEBUG_CONTROLS) !== 0 ? EntryControl.LOAD_DEBUG_CONTROLS : 0) |
+  ((exitControls & ExitControl.SAVE_IA32_PAT) !== 0 ? EntryControl.LOAD_IA32_PAT : 0) |
+  ((exitControls & ExitControl.SAVE_IA32_EFER) !== 0 ? EntryControl.LOAD_IA32_EFER : 0)
 const address = (lp: LogicalProcessor, field: number): number => lp.view.hi(field) * TWO32 + lp.view.lo(field)
 
 export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): VmxStatus => {
@@ -100,13 +114,16 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   }
   const view = lp.view
   // The register file still holds what the last exit of this VMCS saved unless another VMCS ran
-  // on it since: then only the fields VMWRITE changed need loading.
+  // on it, or this VMCS ran on another register file, since: then only the fields VMWRITE
+  // changed need loading.
   let flush = false
-  if (holderOf(core) === current && (current.guestWrites & GuestWrites.OTHER) === 0) {
+  if (holderOf(core) === current && current.syncedCore === core && (current.guestWrites & GuestWrites.OTHER) === 0) {
     if (current.guestWrites !== 0) loadChangedGuestState(view, core, current.guestWrites)
   } else {
     flush = loadGuestState(view, core)
     markSaved(core, current)
+    current.syncedCore = core
+    current.savedGeneration = -1
   }
   current.guestWrites = 0
   const msrCount = view.lo(F.VM_ENTRY_MSR_LOAD_COUNT)
@@ -190,10 +207,21 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
   if ((injection & 0x8000_0000) !== 0 && view.setLo(F.VM_ENTRY_INTR_INFO_FIELD, injection & 0x7fff_ffff)) {
     current.checks.fieldChanged(lp.ordinalOf(F.VM_ENTRY_INTR_INFO_FIELD))
   }
-  saveGuestState(view, core, current.checks)
-  markSaved(core, current)
-  current.guestWrites = 0
   const exitControls = view.lo(F.VM_EXIT_CONTROLS)
+  // Unless the register file's system state changed since the last full save (systemGeneration),
+  // only the volatile fields can differ. (A VMWRITE of the exit controls makes the next entry a
+  // full load, which makes this exit a full save.)
+  if (current.syncedCore === core && current.savedGeneration === core.systemGeneration) {
+    saveVolatileGuestState(view, core, current.checks)
+  } else {
+    saveGuestState(view, core, current.checks)
+    current.syncedCore = core
+    current.savedGeneration = core.systemGeneration
+    markSaved(core, current)
+  }
+  // The next entry may keep the register file instead of loading the guest-state area only if
+  // this exit saved everything that entry loads (DR7, PAT, EFER have separate load/save controls).
+  current.guestWrites = (view.lo(F.VM_ENTRY_CONTROLS) & ~savedAsLoaded(exitControls) & LOADED_UNDER_CONTROL) === 0 ? 0 : GuestWrites.OTHER
   if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (view.lo(F.PIN_BASED_VM_EXEC_CONTROL) & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
     const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
     const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / lp.caps.preemptionTimerScale)
