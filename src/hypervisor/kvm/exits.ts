@@ -54,10 +54,8 @@ export const W_IDT_VECTORING_INFO = wordOf(F.IDT_VECTORING_INFO_FIELD)
 export const skipInstruction = (vcpu: Vcpu, lp: LogicalProcessor): void => {
   const words = lp.view.page.words
   const rip = vcpu.regs.rip + words[W_EXIT_INSTRUCTION_LEN]!
-  const lo = lo32(rip)
-  const hi = hi32(rip)
-  if (hi === 0) lp.vmwriteLo(F.GUEST_RIP, lo)
-  else lp.vmwrite(F.GUEST_RIP, (BigInt(hi) << 32n) | BigInt(lo))
+  if (rip >= 0 && rip < TWO32) lp.vmwriteLo(F.GUEST_RIP, rip)
+  else lp.vmwrite(F.GUEST_RIP, (BigInt(hi32(rip)) << 32n) | BigInt(lo32(rip)))
   vcpu.regs.rip = rip
   const interruptibility = words[W_GUEST_INTERRUPTIBILITY]!
   if ((interruptibility & STI_MOVSS_BLOCKING) !== 0) lp.vmwriteLo(F.GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~STI_MOVSS_BLOCKING)

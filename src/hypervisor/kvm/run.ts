@@ -13,6 +13,7 @@ import { engineOf } from "../../guest/run.ts"
 import { Errno } from "../../host/errno.ts"
 import type { Thread } from "../../host/scheduler.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
+import { byteOffset } from "../vmx/vmcs-layout.ts"
 import { VmxStatus } from "../vmx/outcome.ts"
 import { Cost } from "./costs.ts"
 import { kvmError } from "./errors.ts"
@@ -26,6 +27,7 @@ import { Pending } from "./vcpu.ts"
 import type { Vcpu } from "./vcpu.ts"
 
 const TWO32 = 4294967296
+const W_PREEMPTION_TIMER = byteOffset[F.VMX_PREEMPTION_TIMER_VALUE]! >>> 2
 
 /** Why the synchronous loop stopped. */
 const Stop = {
@@ -250,6 +252,8 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   const cpu = thread.cpu
   const lp = kvm.lp(cpu)
   const timerScale = (kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? lp.caps.preemptionTimerScale : 0
+  // The next host tick, recomputed only once local time has reached it.
+  let tickNs = clock.nextTickNs(cpu)
   for (;;) {
     if (vm.dead) return Stop.Dead
     if (thread.signalPending) return Stop.Signal
@@ -266,11 +270,15 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     }
     if (vcpu.pendingException >= 0 || vcpu.pendingIrqs.length !== 0) injectEvents(vcpu, lp, pid)
     // Slice left → VMX-preemption timer (TSC = 1 tick per instruction, scaled by the MISC shift);
-    // host tick → the instruction budget, after which the timer interrupt arrives.
-    const tickInstructions = Math.max(1, Math.floor((clock.nextTickNs(cpu) - now) / ns))
+    // host tick → the instruction budget, after which the timer interrupt arrives. Times are
+    // integers, so with the default 1 ns per instruction no division is needed.
+    if (now >= tickNs) tickNs = clock.nextTickNs(cpu)
+    const tickInstructions = Math.max(1, ns === 1 ? tickNs - now : Math.floor((tickNs - now) / ns))
     if (timerScale !== 0) {
-      const sliceInstructions = Math.max(1, Math.floor((thread.sliceEndNs - now) / ns))
-      lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.ceil(sliceInstructions / timerScale)))
+      const sliceLeft = thread.sliceEndNs - now
+      const timer = Math.min(0xffffffff, Math.ceil(Math.max(1, ns === 1 ? sliceLeft : Math.floor(sliceLeft / ns)) / timerScale))
+      // VMWRITE only a changed value (the field holds KVM's last write: no exit control saves it).
+      if (lp.view.page.words[W_PREEMPTION_TIMER] !== timer) lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, timer)
     }
     if (exitHook.entryCallbacks.length !== 0 && !notifyEntryObservers(vcpu, cpu)) return Stop.Dead
     if (traceOn[KvmEvent.entry] === 1) {
