@@ -283,8 +283,11 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if (exitHook.entryCallbacks.length !== 0 && !notifyEntryObservers(vcpu, cpu)) return Stop.Dead
     if (traceOn[KvmEvent.entry] === 1) {
       const rip = regs.rip
-      const ripHi = Math.floor(rip / TWO32)
-      trace.entry(cpu, pid, vcpu.id, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
+      if (rip >= 0 && rip < TWO32) trace.entry(cpu, pid, vcpu.id, rip, 0)
+      else {
+        const ripHi = Math.floor(rip / TWO32)
+        trace.entry(cpu, pid, vcpu.id, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
+      }
     }
     cpuNs[cpu]! += Cost.entryNs
     lp.core = regs
@@ -355,6 +358,7 @@ const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpu: number, pid: number, e
   const intrInfo = failed ? lp.vmreadLo(F.VM_EXIT_INTR_INFO) : x.interruptionInformation >>> 0
   const errorCode = failed ? lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE) : x.interruptionErrorCode >>> 0
   const rip = regs.rip
-  const ripHi = Math.floor(rip / TWO32)
-  vcpu.vm.kvm.trace.exit(cpu, pid, vcpu.id, exitReason, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
+  // RIP is kept sign-extended from bit 47; below 4 GiB it is its own low half.
+  const ripHi = rip >= 0 && rip < TWO32 ? 0 : Math.floor(rip / TWO32)
+  vcpu.vm.kvm.trace.exit(cpu, pid, vcpu.id, exitReason, ripHi === 0 ? rip : (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
 }

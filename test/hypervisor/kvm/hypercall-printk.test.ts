@@ -19,6 +19,7 @@ const pairsProgram = (pairs: ReadonlyArray<readonly [bigint, bigint]>): Uint8Arr
   asm(pairs.map(([a, b]) => `mov eax, 0x100\nmov rbx, ${u64(a)}\nmov rcx, ${u64(b)}\nvmcall`).join("\n") + "\nhlt")
 
 const FORMAT = "a0 %lu %lx %llx %d %u %x / a1 %llu %ld %s\n"
+const NUMBERS_FORMAT = "n %llx %lu %d\n"
 
 /** Runs the pairs through a hypercall that prints them with printf, then with the staged form. */
 const printBothWays = (pairs: ReadonlyArray<readonly [bigint, bigint]>): Promise<ReadonlyArray<string>> =>
@@ -35,6 +36,12 @@ const printBothWays = (pairs: ReadonlyArray<readonly [bigint, bigint]>): Promise
           call.stageArg(7, lo(b), hi(b))
           call.stageString(8, text)
           call.printfStaged(FORMAT, 9)
+          // Up to four numbers take the sink's array-free path.
+          call.printf(NUMBERS_FORMAT, a, b, a)
+          call.stageArg(0, lo(a), hi(a))
+          call.stageArg(1, lo(b), hi(b))
+          call.stageArg(2, lo(a), hi(a))
+          call.printfStaged(NUMBERS_FORMAT, 3)
           return 0
         }
         const r = sim.kvm.registerHypercall({ nr: 0x100, name: "PRINT_BOTH", handle })
@@ -54,8 +61,8 @@ describe("trace_printk from a hypercall handler", () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(value, value), { minLength: 1, maxLength: 20 }), async (pairs) => {
         const lines = await printBothWays(pairs)
-        expect(lines).toHaveLength(pairs.length * 2)
-        for (let i = 0; i < pairs.length; i++) expect(lines[2 * i + 1]).toBe(lines[2 * i])
+        expect(lines).toHaveLength(pairs.length * 4)
+        for (let i = 0; i < pairs.length * 2; i++) expect(lines[2 * i + 1]).toBe(lines[2 * i])
         // The values themselves, as C's printf shows them.
         const [a] = pairs[0]!
         expect(lines[0]!.startsWith(`kvm_emulate_hypercall: a0 ${u64(a)} ${u64(a).toString(16)} `)).toBe(true)
