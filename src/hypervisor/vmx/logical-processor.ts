@@ -127,6 +127,13 @@ export class LogicalProcessor implements OutcomeSource {
   /** VM exits completed on this processor. */
   exits = 0
   /** @internal */ memoryGeneration = -1
+  /**
+   * The VMCS whose host-state area the root state was last loaded from, with the root state's
+   * version and the exit controls then: while all three hold, a VM exit has nothing to copy.
+   */
+  /** @internal */ hostStateFrom: ActiveVmcs | null = null
+  /** @internal */ hostStateVersion = -1
+  /** @internal */ hostStateExitControls = 0
   /** @internal */ readonly checkContext: CheckContext
 
   // Outcome details of the last instruction.
@@ -474,6 +481,7 @@ export class LogicalProcessor implements OutcomeSource {
       current.checks.fieldChanged(fieldOrdinal[encoding]!)
       const type = fieldType(encoding)
       if (type === FieldType.GuestState) current.guestWrites |= guestWriteBit(encoding)
+      else if (type === FieldType.HostState) current.hostWritten = true
       else if (type === FieldType.Control) {
         current.controlsWritten = true
         // Entry and exit controls decide which guest registers entry loads and exit saves: the

@@ -27,6 +27,8 @@ export class ActiveVmcs {
    * an exit saves only the volatile fields.
    */
   syncedCore: CpuState | null = null
+  /** A VMWRITE changed a host-state field since a VM exit last loaded the host state from here. */
+  hostWritten = true
   savedGeneration = -1
 
   constructor(address: number, ownerId: number) {

@@ -33,6 +33,12 @@ export class RootState {
   movSsBlocking = false
   readonly selectors = { es: 0, cs: 0x10, ss: 0x18, ds: 0, fs: 0, gs: 0, tr: 0x40 }
   sysenterCs = 0
+  /**
+   * Bumped by every write through `set` (and the bigint setters). A VM exit whose VMCS's host
+   * state is already what the root state holds (same version since it loaded it) skips the copy.
+   * Code writing `words`, `selectors` or `sysenterCs` directly must bump it.
+   */
+  version = 0
 
   constructor() {
     this.cr0 = 0x8005_0033n // PE MP ET NE WP AM PG: a running 64-bit Linux
@@ -48,6 +54,7 @@ export class RootState {
   set(reg: number, value: bigint): void {
     this.words[reg * 2] = Number(value & 0xffff_ffffn)
     this.words[reg * 2 + 1] = Number((value >> 32n) & 0xffff_ffffn)
+    this.version++
   }
 
   get cr0(): bigint { return this.get(RootReg.CR0) }

@@ -294,6 +294,27 @@ const loadHostState = (lp: LogicalProcessor): VmxStatus => {
   const view = lp.view
   const root = lp.root
   const exitControls = view.lo(F.VM_EXIT_CONTROLS)
+  const current = lp.current!
+  // The root state already holds this VMCS's host state when it was loaded from here, nothing
+  // wrote the root state since (version) and no VMWRITE changed a host field or the controls.
+  if (lp.hostStateFrom !== current || lp.hostStateVersion !== root.version || current.hostWritten || lp.hostStateExitControls !== exitControls) {
+    copyHostState(lp, exitControls)
+    lp.hostStateFrom = current
+    lp.hostStateVersion = root.version
+    lp.hostStateExitControls = exitControls
+    current.hostWritten = false
+  }
+  const loadCount = view.lo(F.VM_EXIT_MSR_LOAD_COUNT)
+  if (loadCount !== 0 && loadExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_LOAD_ADDR), loadCount, lp.hostMsrs) !== 0) {
+    return vmxAbort(lp, 4)
+  }
+  return VmxStatus.VmExit
+}
+
+/** Copies the host-state area into the root state (27.5.1-27.5.3); `words` writes bump no version. */
+const copyHostState = (lp: LogicalProcessor, exitControls: number): void => {
+  const view = lp.view
+  const root = lp.root
   const rootWords = root.words
   const vmcsWords = view.page.words
   for (let i = 0; i < HOST_WIDE_COUNT; i++) {
@@ -320,11 +341,6 @@ const loadHostState = (lp: LogicalProcessor): VmxStatus => {
   }
   if ((exitControls & ExitControl.LOAD_IA32_PAT) !== 0) copyHost(lp, RootReg.PAT, F.HOST_IA32_PAT)
   if ((exitControls & ExitControl.LOAD_IA32_PERF_GLOBAL_CTRL) !== 0) copyHost(lp, RootReg.PERF_GLOBAL_CTRL, F.HOST_IA32_PERF_GLOBAL_CTRL)
-  const loadCount = view.lo(F.VM_EXIT_MSR_LOAD_COUNT)
-  if (loadCount !== 0 && loadExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_LOAD_ADDR), loadCount, lp.hostMsrs) !== 0) {
-    return vmxAbort(lp, 4)
-  }
-  return VmxStatus.VmExit
 }
 
 /** VMX abort (27.7): the indicator is written to the VMCS region and the processor shuts down. */
