@@ -75,6 +75,10 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
   let count = 0
   let terminator = ""
   let delta = 0 // byte offset of the current instruction from the block start
+  // The lazy-flags operation the block itself last set (1 ADD, 3 SUB/CMP, 5 logic, 6/7 INC/DEC),
+  // or -1 before the first: INC and DEC keep CF, and once the operation that produced it is known
+  // here, CF is one inline comparison (or a local) instead of a call to carryOf.
+  let flagsOp = -1
   while (count < MAX_BLOCK && at < 4096) {
     const rec = map[at]! - 1
     if (rec < 0) break
@@ -136,7 +140,7 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
       case Op.DEC_R64: {
         const dec = op === Op.DEC_R64
         body.push(
-          `{const aLo=${R(d)}l,aHi=${R(d)}h;const cf=cfOf(fop,fsize,faLo,faHi,fbLo,fbHi,fresLo,fresHi,fcin,fst);` +
+          `{const aLo=${R(d)}l,aHi=${R(d)}h;const cf=${carryExpression(flagsOp)};` +
             (dec
               ? `const rLo=(aLo-1)|0;const rHi=aLo===0?(aHi-1)|0:aHi;`
               : `const rLo=(aLo+1)|0;const rHi=aLo===-1?(aHi+1)|0:aHi;`) +
@@ -150,6 +154,7 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
       default:
         break // NOP, ENDBR64
     }
+    flagsOp = flagsSetBy(op, flagsOp)
     count++
     delta += len
     at += len
@@ -167,6 +172,52 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
     `for(;;){${body.join("")}${terminator}}` +
     `${store}${FLAGS_STORE}k.blockRip=rip;return units;`
   return { fn: functionFor(source), length: count }
+}
+
+/** The lazy-flags operation in effect after `op`, given the one before it. */
+const flagsSetBy = (op: number, before: number): number => {
+  switch (op) {
+    case Op.ADD_RR64:
+    case Op.ADD_RI64:
+      return 1
+    case Op.SUB_RR64:
+    case Op.CMP_RR64:
+    case Op.CMP_RI64:
+      return 3
+    case Op.XOR_RR64:
+    case Op.XOR_RR32:
+      return 5
+    case Op.INC_R64:
+      return 6
+    case Op.DEC_R64:
+      return 7
+    default:
+      return before // MOV, NOP, ENDBR64 leave the flags alone
+  }
+}
+
+/**
+ * CF of the flags in locals as a source expression, the rules of carryOf with the operation known
+ * at compile time (every flag-setting instruction the block compiles is 64-bit): ADD carries when
+ * the result is below the first operand, SUB/CMP borrows when the first operand is below the
+ * second, logic clears CF, INC/DEC pass on the CF they kept. Unknown (the block's first flag
+ * user): the general function.
+ */
+const carryExpression = (flagsOp: number): string => {
+  const below = (x: string, y: string): string => `((${x}Hi!==${y}Hi?(${x}Hi>>>0)<(${y}Hi>>>0):(${x}Lo>>>0)<(${y}Lo>>>0))?1:0)`
+  switch (flagsOp) {
+    case 1:
+      return below("fres", "fa")
+    case 3:
+      return below("fa", "fb")
+    case 5:
+      return "0"
+    case 6:
+    case 7:
+      return "fcin"
+    default:
+      return "cfOf(fop,fsize,faLo,faHi,fbLo,fbHi,fresLo,fresHi,fcin,fst)"
+  }
 }
 
 /**
