@@ -40,7 +40,7 @@ const benchmark: Benchmark = {
     verify(NAME, "written = in-buffer + overrun", seq, ring.readable + ring.overrun)
     // The newest record holds the last sequence number.
     const tail = ring.tail
-    const lastWord = tail * 1024 + 4 + (ring.pageUsed[tail]! >> 2) - 1
+    const lastWord = tail * 1024 + 4 + (ring.usedOnPage(tail) >> 2) - 1
     verify(NAME, "last payload", seq - 1, ring.words[lastWord])
 
     const plain = new Uint32Array(354 * 1024)

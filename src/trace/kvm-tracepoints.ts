@@ -10,7 +10,7 @@
 // so a reused page never leaks old bytes.
 
 import type { TraceContext } from "./context.ts"
-import { KVM_EVENT_NAMES, KVM_ISA_VMX } from "./kvm-events.ts"
+import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX, type KvmEventName } from "./kvm-events.ts"
 import { MAX_SMALL_PAYLOAD, recordLength } from "./ring-buffer.ts"
 import type { Tracer } from "./tracer.ts"
 
@@ -25,6 +25,17 @@ const I_INJ_EXCEPTION = KVM_EVENT_NAMES.indexOf("kvm_inj_exception")
 const I_INJ_VIRQ = KVM_EVENT_NAMES.indexOf("kvm_inj_virq")
 const I_USERSPACE_EXIT = KVM_EVENT_NAMES.indexOf("kvm_userspace_exit")
 const I_VCPU_WAKEUP = KVM_EVENT_NAMES.indexOf("kvm_vcpu_wakeup")
+const ID_ENTRY = KVM_EVENT_IDS.kvm_entry
+const ID_EXIT = KVM_EVENT_IDS.kvm_exit
+const ID_HYPERCALL = KVM_EVENT_IDS.kvm_hypercall
+const ID_PIO = KVM_EVENT_IDS.kvm_pio
+const ID_CPUID = KVM_EVENT_IDS.kvm_cpuid
+const ID_MSR = KVM_EVENT_IDS.kvm_msr
+const ID_CR = KVM_EVENT_IDS.kvm_cr
+const ID_INJ_EXCEPTION = KVM_EVENT_IDS.kvm_inj_exception
+const ID_INJ_VIRQ = KVM_EVENT_IDS.kvm_inj_virq
+const ID_USERSPACE_EXIT = KVM_EVENT_IDS.kvm_userspace_exit
+const ID_VCPU_WAKEUP = KVM_EVENT_IDS.kvm_vcpu_wakeup
 
 /** The record's first word: event type in the low half, common_flags and common_preempt_count above. */
 const headWord = (id: number, ctx: TraceContext): number => id | ((ctx & 0xffff) << 16)
@@ -32,20 +43,40 @@ const headWord = (id: number, ctx: TraceContext): number => id | ((ctx & 0xffff)
 export class KvmTracepoints {
   private readonly eraD: boolean
   private readonly enabledSwitch: Uint8Array
-  // Per event: its type id and its record length in a page (recordLength of the era's payload).
-  private readonly ids: Int32Array
-  private readonly lengths: Int32Array
+  // Record length in a page of each event in this era (recordLength of its payload).
+  private readonly entryLength: number
+  private readonly exitLength: number
+  private readonly hypercallLength: number
+  private readonly pioLength: number
+  private readonly cpuidLength: number
+  private readonly msrLength: number
+  private readonly crLength: number
+  private readonly injExceptionLength: number
+  private readonly injVirqLength: number
+  private readonly userspaceExitLength: number
+  private readonly vcpuWakeupLength: number
 
   constructor(private readonly tracer: Tracer) {
     this.eraD = tracer.era === "D"
     this.enabledSwitch = tracer.eventEnabled
-    this.ids = Int32Array.from(KVM_EVENT_NAMES, (name) => tracer.kvm[name].id)
-    this.lengths = Int32Array.from(KVM_EVENT_NAMES, (name) => {
-      const payload = tracer.kvm[name].payloadBytes
-      // The writers store whole words and rely on the one-word record header.
-      if (payload > MAX_SMALL_PAYLOAD || payload % 4 !== 0) throw new Error(`${name}: payload of ${payload} bytes does not fit the small-record writers`)
-      return recordLength(payload)
-    })
+    const length = (name: KvmEventName): number => {
+      const event = tracer.kvm[name]
+      // The writers store whole words, rely on the one-word record header, and use the fixed ids.
+      if (event.payloadBytes > MAX_SMALL_PAYLOAD || event.payloadBytes % 4 !== 0) throw new Error(`${name}: payload of ${event.payloadBytes} bytes does not fit the small-record writers`)
+      if (event.id !== KVM_EVENT_IDS[name]) throw new Error(`${name}: id ${event.id} is not ${KVM_EVENT_IDS[name]}`)
+      return recordLength(event.payloadBytes)
+    }
+    this.entryLength = length("kvm_entry")
+    this.exitLength = length("kvm_exit")
+    this.hypercallLength = length("kvm_hypercall")
+    this.pioLength = length("kvm_pio")
+    this.cpuidLength = length("kvm_cpuid")
+    this.msrLength = length("kvm_msr")
+    this.crLength = length("kvm_cr")
+    this.injExceptionLength = length("kvm_inj_exception")
+    this.injVirqLength = length("kvm_inj_virq")
+    this.userspaceExitLength = length("kvm_userspace_exit")
+    this.vcpuWakeupLength = length("kvm_vcpu_wakeup")
   }
 
   /** Whether an event is enabled (callers may skip gathering fields when it is not). */
@@ -59,23 +90,23 @@ export class KvmTracepoints {
    * caller stores every payload word from w + 2 on, then calls `rings[cpu].wakeReaders()` if
    * `onCommit` is set.
    */
-  private begin(cpu: number, pid: number, ctx: TraceContext, index: number): number {
+  private begin(cpu: number, pid: number, ctx: TraceContext, index: number, id: number, length: number): number {
     if (this.enabledSwitch[index] !== 1) return -1
     const t = this.tracer
     const ts = t.writeStamp(cpu)
     if (ts < 0) return -1
     const ring = t.rings[cpu]!
-    const w = ring.reserveSmallCommitted(this.lengths[index]!, ts)
+    const w = ring.reserveSmallCommitted(length, ts)
     if (w < 0) return -1
     const words = ring.words
-    words[w] = headWord(this.ids[index]!, ctx)
+    words[w] = headWord(id, ctx)
     words[w + 1] = pid
     return w
   }
 
   /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
   entry(cpu: number, pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
-    const w = this.begin(cpu, pid, ctx, I_ENTRY)
+    const w = this.begin(cpu, pid, ctx, I_ENTRY, ID_ENTRY, this.entryLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -95,7 +126,7 @@ export class KvmTracepoints {
     ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
     intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
   ): boolean {
-    const w = this.begin(cpu, pid, ctx, I_EXIT)
+    const w = this.begin(cpu, pid, ctx, I_EXIT, ID_EXIT, this.exitLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -124,7 +155,7 @@ export class KvmTracepoints {
     cpu: number, pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
     a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
   ): boolean {
-    const w = this.begin(cpu, pid, ctx, I_HYPERCALL)
+    const w = this.begin(cpu, pid, ctx, I_HYPERCALL, ID_HYPERCALL, this.hypercallLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -144,7 +175,7 @@ export class KvmTracepoints {
 
   /** kvm_pio: one port access (count > 1 for string I/O). */
   pio(cpu: number, pid: number, ctx: TraceContext, write: boolean, port: number, size: number, count: number, val: number): boolean {
-    const w = this.begin(cpu, pid, ctx, I_PIO)
+    const w = this.begin(cpu, pid, ctx, I_PIO, ID_PIO, this.pioLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -163,7 +194,7 @@ export class KvmTracepoints {
     raxLo: number, raxHi: number, rbxLo: number, rbxHi: number, rcxLo: number, rcxHi: number, rdxLo: number, rdxHi: number,
     found: boolean, usedMaxBasic: boolean,
   ): boolean {
-    const w = this.begin(cpu, pid, ctx, I_CPUID)
+    const w = this.begin(cpu, pid, ctx, I_CPUID, ID_CPUID, this.cpuidLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -185,7 +216,7 @@ export class KvmTracepoints {
 
   /** kvm_msr: RDMSR/WRMSR of `ecx`; `exception` marks a #GP. */
   msr(cpu: number, pid: number, ctx: TraceContext, write: boolean, ecx: number, dataLo: number, dataHi: number, exception: boolean): boolean {
-    const w = this.begin(cpu, pid, ctx, I_MSR)
+    const w = this.begin(cpu, pid, ctx, I_MSR, ID_MSR, this.msrLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -201,7 +232,7 @@ export class KvmTracepoints {
 
   /** kvm_cr: MOV to/from control register `cr`. */
   cr(cpu: number, pid: number, ctx: TraceContext, write: boolean, cr: number, valLo: number, valHi: number): boolean {
-    const w = this.begin(cpu, pid, ctx, I_CR)
+    const w = this.begin(cpu, pid, ctx, I_CR, ID_CR, this.crLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -215,7 +246,7 @@ export class KvmTracepoints {
 
   /** kvm_inj_exception: vector, error code when it has one, re-injection (6.x). */
   injException(cpu: number, pid: number, ctx: TraceContext, vector: number, hasError: boolean, errorCode: number, reinjected: boolean): boolean {
-    const w = this.begin(cpu, pid, ctx, I_INJ_EXCEPTION)
+    const w = this.begin(cpu, pid, ctx, I_INJ_EXCEPTION, ID_INJ_EXCEPTION, this.injExceptionLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -228,7 +259,7 @@ export class KvmTracepoints {
 
   /** kvm_inj_virq: `irq %u` (5.0) / `IRQ 0x%x` or `Soft/INTn 0x%x` (6.x). */
   injVirq(cpu: number, pid: number, ctx: TraceContext, vector: number, soft: boolean, reinjected: boolean): boolean {
-    const w = this.begin(cpu, pid, ctx, I_INJ_VIRQ)
+    const w = this.begin(cpu, pid, ctx, I_INJ_VIRQ, ID_INJ_VIRQ, this.injVirqLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -240,7 +271,7 @@ export class KvmTracepoints {
 
   /** kvm_userspace_exit: the KVM_EXIT_* reason, or a negative errno when KVM_RUN failed. */
   userspaceExit(cpu: number, pid: number, ctx: TraceContext, reason: number, errno: number): boolean {
-    const w = this.begin(cpu, pid, ctx, I_USERSPACE_EXIT)
+    const w = this.begin(cpu, pid, ctx, I_USERSPACE_EXIT, ID_USERSPACE_EXIT, this.userspaceExitLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words
@@ -252,7 +283,7 @@ export class KvmTracepoints {
 
   /** kvm_vcpu_wakeup: how long the vCPU waited (or polled), and whether polling was valid. */
   vcpuWakeup(cpu: number, pid: number, ctx: TraceContext, ns: number, waited: boolean, valid: boolean): boolean {
-    const w = this.begin(cpu, pid, ctx, I_VCPU_WAKEUP)
+    const w = this.begin(cpu, pid, ctx, I_VCPU_WAKEUP, ID_VCPU_WAKEUP, this.vcpuWakeupLength)
     if (w < 0) return false
     const ring = this.tracer.rings[cpu]!
     const words = ring.words

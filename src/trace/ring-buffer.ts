@@ -63,41 +63,58 @@ export class RingIterator {
 }
 
 export class CpuRingBuffer {
+  // The writer's state comes first (declaration order is field order: these share the object's
+  // first cache line). The page being written keeps its used bytes and entry count here rather
+  // than in pageUsed/pageEntries, so a write touches this object and the page's bytes only.
+  words: Uint32Array = new Uint32Array(0)
+  /** Page being written (the kernel's tail page). */
+  tail = 0
+  /** Word index of the tail page's first data word. */
+  private tailBase = HEADER_WORDS
+  /** Data bytes used on the tail page (pageUsed[tail] is stale while it is the tail). */
+  private tailUsed = 0
+  /** Events committed on the tail page (pageEntries[tail] is stale while it is the tail). */
+  private tailEntries = 0
+  /** Data bytes the tail page may still fill up to: PAGE_DATA_BYTES, or 0 once it is closed (one test on the write fast path). */
+  private tailLimit = PAGE_DATA_BYTES
+  /** Time of the last event written (the kernel's write_stamp). */
+  lastStamp = 0
+  /** Called after every commit; the tracer uses it to wake blocked trace_pipe readers. */
+  onCommit: (() => void) | undefined = undefined
+
   /** Ring pages (nr_pages); one more page is the reader page. */
   pageCount = 0
-  words: Uint32Array = new Uint32Array(0)
   bytes: Uint8Array = new Uint8Array(0)
   private next: Int32Array = new Int32Array(0)
   private prev: Int32Array = new Int32Array(0)
   /** Absolute time stamp of each page's first event. */
   pageTs: Float64Array = new Float64Array(0)
-  /** Data bytes written on each page (records only; the rest of a closed page is padding). */
-  pageUsed: Int32Array = new Int32Array(0)
-  pageEntries: Int32Array = new Int32Array(0)
+  /** Data bytes written on each page except the tail (records only; the rest of a closed page is padding). */
+  private pageUsed: Int32Array = new Int32Array(0)
+  /** Events committed on each page except the tail. */
+  private pageEntries: Int32Array = new Int32Array(0)
   /** A page whose unused tail has been turned into padding (the writer left it, or was refused). */
   private pageClosed: Uint8Array = new Uint8Array(0)
   /** Bumped whenever a page is reused, so iterators notice that their page was overwritten. */
   pageGeneration: Uint32Array = new Uint32Array(0)
 
   head = 0
-  tail = 0
   readerPage = 0
   /** Bytes of the reader page already consumed. */
   readerRead = 0
   /** Time stamp of the consuming reader's position. */
   private readStamp = 0
-  /** Time of the last event written (the kernel's write_stamp). */
-  lastStamp = 0
 
-  /** Events committed since the last reset. */
-  entries = 0
+  /** Events committed on pages the writer has left, since the last reset (entries adds the tail's). */
+  private entriesBeforeTail = 0
   overrun = 0
   /** Events refused while overwrite is off. */
   dropped = 0
   /** Events consumed by trace_pipe. */
   read = 0
   commitOverrun = 0
-  private entriesBytes = 0
+  /** entries_bytes without the tail page's records (entriesBytes adds the tail's used bytes). */
+  private bytesBeforeTail = 0
   private readBytes = 0
   /** Overrun already reported to the consuming reader (the kernel's last_overrun). */
   private lastOverrun = 0
@@ -107,15 +124,43 @@ export class CpuRingBuffer {
   /** Whether consuming a record lowers `bytes` (the kernel does since 6.6; 5.x only for raw reads). */
   consumeLowersBytes = false
 
-  /** Called after every commit; the tracer uses it to wake blocked trace_pipe readers. */
-  onCommit: (() => void) | undefined = undefined
-
-  private reservedLength = 0
-  /** Data bytes the tail page may still fill up to: PAGE_DATA_BYTES, or 0 once it is closed (one test on the write fast path). */
-  private tailLimit = PAGE_DATA_BYTES
-
   constructor(pages: number) {
     this.allocate(pages)
+  }
+
+  /** Events committed since the last reset. */
+  get entries(): number {
+    return this.entriesBeforeTail + this.tailEntries
+  }
+
+  /** The kernel's entries_bytes: committed record bytes and page padding, less overwritten pages. */
+  private get entriesBytes(): number {
+    return this.bytesBeforeTail + this.tailUsed
+  }
+
+  /** Data bytes written on a page (records and time extends; a closed page's padding not included). */
+  usedOnPage(page: number): number {
+    return page === this.tail ? this.tailUsed : this.pageUsed[page]!
+  }
+
+  /** Events committed on a page. */
+  private entriesOnPage(page: number): number {
+    return page === this.tail ? this.tailEntries : this.pageEntries[page]!
+  }
+
+  /** Makes `page` the tail: its used bytes and entries move into the writer's fields. */
+  private enterTail(page: number): void {
+    this.tail = page
+    this.tailBase = page * PAGE_WORDS + HEADER_WORDS
+    this.tailUsed = this.pageUsed[page]!
+    this.tailEntries = this.pageEntries[page]!
+    this.tailLimit = this.pageClosed[page] === 1 ? 0 : PAGE_DATA_BYTES
+  }
+
+  /** The tail's writer fields back into the per-page arrays (before the tail moves or pages are copied). */
+  private leaveTail(): void {
+    this.pageUsed[this.tail] = this.tailUsed
+    this.pageEntries[this.tail] = this.tailEntries
   }
 
   /** Readable events: entries − overrun − read. */
@@ -159,9 +204,8 @@ export class CpuRingBuffer {
     this.next[pages] = 0
     this.prev[pages] = pages - 1
     this.head = 0
-    this.tail = 0
     this.readerRead = 0
-    this.tailLimit = PAGE_DATA_BYTES
+    this.enterTail(0)
   }
 
   /** Empties every page and zeroes every counter (O_TRUNC on `trace`, a new trace_clock). */
@@ -171,12 +215,12 @@ export class CpuRingBuffer {
     const generations = this.pageGeneration
     this.allocate(pages)
     this.pageGeneration = generations
-    this.entries = 0
+    this.entriesBeforeTail = 0
     this.overrun = 0
     this.dropped = 0
     this.read = 0
     this.commitOverrun = 0
-    this.entriesBytes = 0
+    this.bytesBeforeTail = 0
     this.readBytes = 0
     this.lastOverrun = 0
     this.lostEvents = 0
@@ -191,64 +235,45 @@ export class CpuRingBuffer {
    */
   reserve(payloadBytes: number, ts: number): number {
     if (payloadBytes > MAX_PAYLOAD_BYTES) return -1
-    // recordLength(), inlined for the hot path.
+    // recordLength(), inlined.
     let length = payloadBytes === 0 ? 1 : payloadBytes
     if (length > MAX_SMALL_PAYLOAD) length += 4
     length = (length + 7) & ~3
     if (length === 12) length = 16
     const last = this.lastStamp
     if (ts < last) ts = last
-    let tail = this.tail
-    let used = this.pageUsed[tail]!
+    let used = this.tailUsed
     let delta = ts - last
-    if (used !== 0 && delta < DELTA_LIMIT && used + length <= this.tailLimit) {
-      // The common case: the event fits on the page being written, no time extend needed.
-      let word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
-      if (payloadBytes > MAX_SMALL_PAYLOAD) {
-        this.words[word] = delta << 5
-        this.words[word + 1] = length - 4
-        word += 1
-      } else {
-        this.words[word] = ((length - 4) >> 2) | (delta << 5)
-      }
-      this.pageUsed[tail] = used + length
-      this.lastStamp = ts
-      this.reservedLength = length
-      return word + 1
-    }
     let extend = used > 0 && delta >= DELTA_LIMIT
-    if (this.pageClosed[tail] === 1 || used + length + (extend ? TIME_EXTEND_BYTES : 0) > PAGE_DATA_BYTES) {
+    if (used + length + (extend ? TIME_EXTEND_BYTES : 0) > this.tailLimit) {
+      // The tail page is full or closed: move to the next page, where the event starts it.
       if (!this.moveTail()) {
         this.dropped++
         return -1
       }
-      tail = this.tail
       used = 0
       extend = false
     }
-    let word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
+    let word = this.tailBase + (used >> 2)
     if (used === 0) {
-      this.pageTs[tail] = ts
+      this.pageTs[this.tail] = ts
       delta = 0
     } else if (extend) {
       // Time extend: low 27 bits of the delta in the header, the rest in the next word.
       this.words[word] = TYPE_LEN_TIME_EXTEND | ((delta % DELTA_LIMIT) << 5)
       this.words[word + 1] = Math.floor(delta / DELTA_LIMIT)
       word += 2
-      used += TIME_EXTEND_BYTES
       delta = 0
     }
-    const payloadWords = (length - 4) >> 2
     if (payloadBytes > MAX_SMALL_PAYLOAD) {
       this.words[word] = delta << 5
       this.words[word + 1] = length - 4
       word += 1
     } else {
-      this.words[word] = payloadWords | (delta << 5)
+      this.words[word] = ((length - 4) >> 2) | (delta << 5)
     }
-    this.pageUsed[tail] = used + length
+    this.tailUsed = used + length + (extend ? TIME_EXTEND_BYTES : 0)
     this.lastStamp = ts
-    this.reservedLength = length + (extend ? TIME_EXTEND_BYTES : 0)
     return word + 1
   }
 
@@ -256,35 +281,29 @@ export class CpuRingBuffer {
    * reserve() and the accounting of commit() in one step, for writers whose payload cannot fail
    * to be written (fixed-size records) of at most MAX_SMALL_PAYLOAD bytes: `length` is
    * recordLength(payload), computed once per call site. Returns the payload's word index or -1
-   * (refused). The caller fills the payload and then calls wakeReaders().
+   * (refused). The caller fills the payload and then calls wakeReaders() if onCommit is set.
    */
   reserveSmallCommitted(length: number, ts: number): number {
     const last = this.lastStamp
     if (ts < last) ts = last
-    const tail = this.tail
-    const used = this.pageUsed[tail]!
+    const used = this.tailUsed
     const delta = ts - last
     if (used !== 0 && delta < DELTA_LIMIT && used + length <= this.tailLimit) {
       // The common case: the event fits on the page being written, no time extend needed.
-      const word = tail * PAGE_WORDS + HEADER_WORDS + (used >> 2)
+      const word = this.tailBase + (used >> 2)
       this.words[word] = ((length - 4) >> 2) | (delta << 5)
-      this.pageUsed[tail] = used + length
+      this.tailUsed = used + length
+      this.tailEntries++
       this.lastStamp = ts
-      this.pageEntries[tail]! += 1
-      this.entries++
-      this.entriesBytes += length
       return word + 1
     }
     // A payload of length − 4 bytes takes the same room (lengths are whole words, 12 is never one).
     const w = this.reserve(length - 4, ts)
-    if (w < 0) return -1
-    this.pageEntries[this.tail]! += 1
-    this.entries++
-    this.entriesBytes += this.reservedLength
+    if (w >= 0) this.tailEntries++
     return w
   }
 
-  /** Wakes a blocked trace_pipe reader after reserveCommitted()'s payload is written. */
+  /** Wakes a blocked trace_pipe reader after reserveSmallCommitted()'s payload is written. */
   wakeReaders(): void {
     const wake = this.onCommit
     if (wake !== undefined) wake()
@@ -292,9 +311,8 @@ export class CpuRingBuffer {
 
   /** Commits the event reserved last (it is on the tail page: nothing writes in between). */
   commit(): void {
-    this.pageEntries[this.tail]! += 1
-    this.entries++
-    this.entriesBytes += this.reservedLength
+    // Its bytes are already in tailUsed (entriesBytes counts them from there).
+    this.tailEntries++
     const wake = this.onCommit
     if (wake !== undefined) wake()
   }
@@ -309,29 +327,33 @@ export class CpuRingBuffer {
     const nextPage = this.next[tail]!
     if (!onReaderPage && nextPage === this.head) {
       if (!this.overwrite) {
-        this.closePage(tail)
+        this.closeTail()
         return false
       }
       // Overwrite: the oldest page and all its events are lost.
       this.overrun += this.pageEntries[this.head]!
-      this.entriesBytes -= PAGE_DATA_BYTES
+      this.bytesBeforeTail -= PAGE_DATA_BYTES
       this.head = this.next[this.head]!
     }
-    this.closePage(tail)
-    this.tail = nextPage
-    this.tailLimit = PAGE_DATA_BYTES
+    this.closeTail()
+    this.leaveTail()
+    this.entriesBeforeTail += this.tailEntries
+    this.bytesBeforeTail += this.tailUsed
     this.pageUsed[nextPage] = 0
     this.pageEntries[nextPage] = 0
     this.pageClosed[nextPage] = 0
     this.pageGeneration[nextPage]! += 1
+    this.enterTail(nextPage)
     return true
   }
 
-  private closePage(page: number): void {
+  /** Turns the rest of the tail page into padding (counted in entries_bytes, as the kernel does). */
+  private closeTail(): void {
+    const page = this.tail
     if (this.pageClosed[page] === 1) return
     this.pageClosed[page] = 1
-    if (page === this.tail) this.tailLimit = 0
-    this.entriesBytes += PAGE_DATA_BYTES - this.pageUsed[page]!
+    this.tailLimit = 0
+    this.bytesBeforeTail += PAGE_DATA_BYTES - this.tailUsed
   }
 
   /**
@@ -342,7 +364,7 @@ export class CpuRingBuffer {
   peek(cursor: EventCursor): boolean {
     for (;;) {
       const page = this.readerPage
-      const used = this.pageUsed[page]!
+      const used = this.usedOnPage(page)
       if (this.readerRead >= used) {
         if (!this.swapReaderPage()) return false
         continue
@@ -416,7 +438,7 @@ export class CpuRingBuffer {
   iterReset(it: RingIterator): void {
     it.lostEvents = false
     it.done = false
-    if (this.readerRead < this.pageUsed[this.readerPage]!) {
+    if (this.readerRead < this.usedOnPage(this.readerPage)) {
       this.iterEnter(it, this.readerPage, this.readerRead, this.readStamp)
     } else if (this.tail === this.readerPage) {
       it.done = true
@@ -443,7 +465,7 @@ export class CpuRingBuffer {
         continue
       }
       const page = it.page
-      if (it.offset >= this.pageUsed[page]!) {
+      if (it.offset >= this.usedOnPage(page)) {
         if (page === this.tail) {
           it.done = true
           return false
@@ -489,6 +511,10 @@ export class CpuRingBuffer {
    */
   resize(pages: number): void {
     if (pages === this.pageCount) return
+    const entries = this.entries
+    let bytes = this.entriesBytes
+    // The per-page arrays hold every page's counts while pages are moved.
+    this.leaveTail()
     // Collect pages holding data, oldest first: the reader page, then head … tail.
     const order: Array<number> = []
     const readerHasData = this.readerRead < this.pageUsed[this.readerPage]! || this.tail === this.readerPage
@@ -502,7 +528,7 @@ export class CpuRingBuffer {
     while (order.length > pages) {
       const lostPage = order.shift()!
       this.overrun += this.pageEntries[lostPage]!
-      this.entriesBytes -= PAGE_DATA_BYTES
+      bytes -= PAGE_DATA_BYTES
     }
     const old = {
       words: this.words,
@@ -533,15 +559,21 @@ export class CpuRingBuffer {
     }
     if (old.tail === old.readerPage) {
       // The writer was on the reader page: it stays there; the ring is empty.
-      this.tail = this.readerPage
-      this.tailLimit = this.pageClosed[this.tail] === 1 ? 0 : PAGE_DATA_BYTES
+      this.enterTail(this.readerPage)
       this.next[this.readerPage] = 0
+      this.keepTotals(entries, bytes)
       return
     }
     order.forEach((p, i) => copy(p, i))
     this.head = 0
-    this.tail = Math.max(0, order.length - 1)
-    this.tailLimit = this.pageClosed[this.tail] === 1 ? 0 : PAGE_DATA_BYTES
+    this.enterTail(Math.max(0, order.length - 1))
     this.next[this.readerPage] = 0
+    this.keepTotals(entries, bytes)
+  }
+
+  /** Sets the counts of pages before the tail so that entries and entriesBytes are these totals. */
+  private keepTotals(entries: number, bytes: number): void {
+    this.entriesBeforeTail = entries - this.tailEntries
+    this.bytesBeforeTail = bytes - this.tailUsed
   }
 }

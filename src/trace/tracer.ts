@@ -449,6 +449,51 @@ export class Tracer {
     return true
   }
 
+  /**
+   * trace_printk from `site` with up to four arguments passed directly as numbers, nothing staged
+   * (the hot path of kernel code printing counters and ids). Integers; negative ones sign-extend
+   * to 64 bits. Arguments past the site's conversions are ignored; conversions past the fourth
+   * print 0. A %s conversion prints the number's decimal text. Returns whether the record was stored.
+   */
+  printkNumbers(cpu: number, pid: number, context: TraceContext, site: PrintkSite, a0: number, a1: number, a2: number, a3: number): boolean {
+    const n = site.fastArgs
+    const gate = this.writeGate
+    // Records of up to four 4- or 8-byte arguments, each an unsigned 32-bit value (the high word 0).
+    if (n < 0 || n > 4 || gate > 1 || a0 >>> 0 !== a0 || a1 >>> 0 !== a1 || a2 >>> 0 !== a2 || a3 >>> 0 !== a3) {
+      return this.printkNumbersStaged(cpu, pid, context, site, a0, a1, a2, a3)
+    }
+    const ring = this.rings[cpu]!
+    const w = ring.reserveSmallCommitted(site.recordLength, gate === 0 ? this.clockSource.nowOn!(cpu) : this.clockSource.nowNs())
+    if (w < 0) return false
+    const words = ring.words
+    const address = site.address
+    words[w] = TRACE_BPRINT | ((context & 0xffff) << 16)
+    words[w + 1] = pid
+    words[w + 2] = address
+    words[w + 3] = ADDRESS_HIGH
+    words[w + 4] = address
+    words[w + 5] = ADDRESS_HIGH
+    const is64 = site.is64
+    let at = w + 6
+    for (let i = 0; i < n; i++) {
+      words[at++] = i === 0 ? a0 : i === 1 ? a1 : i === 2 ? a2 : a3
+      if (is64[i] === 1) words[at++] = 0
+    }
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+    return true
+  }
+
+  /** printkNumbers through the staging area (wide or negative values, strings, other clocks). */
+  private printkNumbersStaged(cpu: number, pid: number, context: TraceContext, site: PrintkSite, a0: number, a1: number, a2: number, a3: number): boolean {
+    const conversions = site.format.conversions
+    for (let i = 0; i < conversions.length; i++) {
+      const v = i === 0 ? a0 : i === 1 ? a1 : i === 2 ? a2 : i === 3 ? a3 : 0
+      if (conversions[i]!.storage === "str") this.setArgString(i, String(v))
+      else this.setArg(i, v)
+    }
+    return this.printk(cpu, pid, context, site)
+  }
+
   /** trace_printk for every site and clock (printk handles the common case). */
   private printkGeneral(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
     if (!this.recording) return false

@@ -73,9 +73,9 @@ describe("KVM tracepoints", () => {
     const noArgs = t.tracer.registerPrintk("f", "hello\n")
     if (withInt instanceof Error || noArgs instanceof Error) throw new Error("format")
     t.tracer.printkValues(0, 1, TASK_CONTEXT, withInt, [1])
-    expect(t.tracer.rings[0]!.pageUsed[t.tracer.rings[0]!.tail]).toBe(row("trace_printk with one int")[0]![1])
+    expect(t.tracer.rings[0]!.usedOnPage(t.tracer.rings[0]!.tail)).toBe(row("trace_printk with one int")[0]![1])
     t.tracer.printk(1, 1, TASK_CONTEXT, noArgs)
-    expect(t.tracer.rings[1]!.pageUsed[t.tracer.rings[1]!.tail]).toBe(row("trace_printk with no arguments")[0]![1])
+    expect(t.tracer.rings[1]!.usedOnPage(t.tracer.rings[1]!.tail)).toBe(row("trace_printk with no arguments")[0]![1])
   })
 
   it("lay out kvm_exit and kvm_entry as ftrace.md §4.3 says", () => {

@@ -79,6 +79,18 @@ export class FtraceSink implements KvmTraceSink {
   printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void {
     const site = this.siteFor(fn, format)
     const tracer = this.tracer
+    const count = args.length
+    if (count <= 4 && site.numeric) {
+      // Up to four numbers: written straight into the record, nothing staged.
+      const a0 = count > 0 ? args[0] : 0
+      const a1 = count > 1 ? args[1] : 0
+      const a2 = count > 2 ? args[2] : 0
+      const a3 = count > 3 ? args[3] : 0
+      if (typeof a0 === "number" && typeof a1 === "number" && typeof a2 === "number" && typeof a3 === "number") {
+        tracer.printkNumbers(cpu, pid, TASK_CONTEXT, site, a0, a1, a2, a3)
+        return
+      }
+    }
     if (!tracer.recording) return
     tracer.stageValues(args)
     tracer.printk(cpu, pid, TASK_CONTEXT, site)
@@ -87,32 +99,10 @@ export class FtraceSink implements KvmTraceSink {
   /**
    * printf with up to four numeric arguments passed directly (no array): integers, negative ones
    * sign-extended to 64 bits as C's varargs would; each feeds the format's conversion of the
-   * same position. Conversions past the fourth print 0. A format with %s goes through printf.
+   * same position. Conversions past the fourth print 0; a %s prints the number's decimal text.
    */
   printfNumbers(cpu: number, pid: number, fn: string, format: string, a0 = 0, a1 = 0, a2 = 0, a3 = 0): void {
-    const site = this.siteFor(fn, format)
-    const tracer = this.tracer
-    const count = site.format.conversions.length
-    if (!site.numeric) {
-      // A number given for %s prints as its decimal text (the cold path: it allocates).
-      const given = [a0, a1, a2, a3]
-      this.printf(cpu, pid, fn, format, site.format.conversions.map((c, i) => (c.storage === "str" ? String(given[i] ?? 0) : (given[i] ?? 0))))
-      return
-    }
-    if (count > 0) {
-      tracer.setArg(0, a0)
-      if (count > 1) {
-        tracer.setArg(1, a1)
-        if (count > 2) {
-          tracer.setArg(2, a2)
-          if (count > 3) {
-            tracer.setArg(3, a3)
-            for (let i = 4; i < count; i++) tracer.setArgWords(i, 0, 0)
-          }
-        }
-      }
-    }
-    tracer.printk(cpu, pid, TASK_CONTEXT, site)
+    this.tracer.printkNumbers(cpu, pid, TASK_CONTEXT, this.siteFor(fn, format), a0, a1, a2, a3)
   }
 
   /** The registered trace_printk site of (fn, format), registering it at its first use. */
