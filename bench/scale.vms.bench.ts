@@ -27,10 +27,10 @@ const VCPUS = 4
 const RAM = 2 << 20
 // Work per vCPU, the same for the single vCPU and for each of the 256: 6M guest instructions,
 // 6 ms of virtual CPU time. With 64 threads per host CPU the CFS slice is the minimum granularity
-// (0.75 ms), so every vCPU is preempted by the VMX-preemption timer and requeued several times,
-// and threads migrate between CPUs: the run measures running concurrently, not 256 short jobs in
-// a row (at 100k iterations each vCPU finished inside its first slice, and the figure was mostly
-// the one-time start of 256 vCPUs). The single vCPU's run (~7 ms) is repeated more often than the
+// (0.75 ms), so every vCPU is preempted by the VMX-preemption timer and requeued about eight
+// times, each switch a VMPTRLD of another VMCS: the run measures running concurrently, not 256
+// short jobs in a row (at 100k iterations each vCPU finished inside its first slice, and the
+// figure was mostly the one-time start of 256 vCPUs). The single vCPU's run (~7 ms) is repeated more often than the
 // aggregate one (~2 s): best of ROUNDS x SINGLES_PER_ROUND against best of ROUNDS.
 const ITERATIONS = 1_000_000
 const ROUNDS = 3
