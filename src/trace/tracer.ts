@@ -69,6 +69,7 @@ export class PrintkSite {
     this.is64 = Uint8Array.from(format.conversions, (c) => (c.storage === 8 ? 1 : 0))
     this.words32 = this.wordPacked && this.is64.every((b) => b === 0) ? this.is64.length : -1
     this.fastArgs = this.wordPacked && this.payloadBytes <= MAX_SMALL_PAYLOAD ? this.is64.length : -1
+    this.wideMask = this.is64.reduce((mask, b, i) => (i < 31 && b === 1 ? mask | (1 << i) : mask), 0)
     this.numeric = format.conversions.every((c) => c.storage !== "str")
     const literals = [this.textPrefix, ...format.literals.slice(1)].map(latin1Bytes)
     this.literalBytes = literals.every((l) => l !== null) ? (literals as Array<Uint8Array>) : null
@@ -86,6 +87,8 @@ export class PrintkSite {
   readonly wordPacked: boolean
   /** Per argument: 1 when it takes two words. */
   readonly is64: Uint8Array
+  /** is64 of the first 31 arguments as bits (bit i: argument i takes two words), read without touching the array. */
+  readonly wideMask: number
   /** Record payload when it does not depend on string arguments, else -1. */
   readonly payloadBytes: number
   /** Number of arguments when all are 4- or 8-byte integers and the record is small (no length word): printk's inlined path; else -1. */
@@ -473,11 +476,11 @@ export class Tracer {
     words[w + 3] = ADDRESS_HIGH
     words[w + 4] = address
     words[w + 5] = ADDRESS_HIGH
-    const is64 = site.is64
+    const wide = site.wideMask
     let at = w + 6
     for (let i = 0; i < n; i++) {
       words[at++] = i === 0 ? a0 : i === 1 ? a1 : i === 2 ? a2 : a3
-      if (is64[i] === 1) words[at++] = 0
+      if (((wide >> i) & 1) !== 0) words[at++] = 0
     }
     if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
