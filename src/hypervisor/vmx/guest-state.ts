@@ -38,6 +38,48 @@ const SEGMENT_FIELDS: ReadonlyArray<readonly [number, number, number, number]> =
   [F.GUEST_TR_SELECTOR, F.GUEST_TR_BASE, F.GUEST_TR_LIMIT, F.GUEST_TR_AR_BYTES],
 ]
 
+/** Word index and field ordinal of a field, precomputed once. */
+const at = (encoding: number): number => byteOffset[encoding]! >>> 2
+const ord = (encoding: number): number => fieldOrdinal[encoding]!
+const W_GUEST_ACTIVITY_STATE = at(F.GUEST_ACTIVITY_STATE)
+const O_GUEST_ACTIVITY_STATE = ord(F.GUEST_ACTIVITY_STATE)
+const W_GUEST_CR0 = at(F.GUEST_CR0)
+const O_GUEST_CR0 = ord(F.GUEST_CR0)
+const W_GUEST_CR3 = at(F.GUEST_CR3)
+const O_GUEST_CR3 = ord(F.GUEST_CR3)
+const W_GUEST_CR4 = at(F.GUEST_CR4)
+const O_GUEST_CR4 = ord(F.GUEST_CR4)
+const W_GUEST_DR7 = at(F.GUEST_DR7)
+const O_GUEST_DR7 = ord(F.GUEST_DR7)
+const W_GUEST_GDTR_BASE = at(F.GUEST_GDTR_BASE)
+const O_GUEST_GDTR_BASE = ord(F.GUEST_GDTR_BASE)
+const W_GUEST_GDTR_LIMIT = at(F.GUEST_GDTR_LIMIT)
+const O_GUEST_GDTR_LIMIT = ord(F.GUEST_GDTR_LIMIT)
+const W_GUEST_IA32_EFER = at(F.GUEST_IA32_EFER)
+const O_GUEST_IA32_EFER = ord(F.GUEST_IA32_EFER)
+const W_GUEST_IA32_PAT = at(F.GUEST_IA32_PAT)
+const O_GUEST_IA32_PAT = ord(F.GUEST_IA32_PAT)
+const W_GUEST_IDTR_BASE = at(F.GUEST_IDTR_BASE)
+const O_GUEST_IDTR_BASE = ord(F.GUEST_IDTR_BASE)
+const W_GUEST_IDTR_LIMIT = at(F.GUEST_IDTR_LIMIT)
+const O_GUEST_IDTR_LIMIT = ord(F.GUEST_IDTR_LIMIT)
+const W_GUEST_INTERRUPTIBILITY_INFO = at(F.GUEST_INTERRUPTIBILITY_INFO)
+const O_GUEST_INTERRUPTIBILITY_INFO = ord(F.GUEST_INTERRUPTIBILITY_INFO)
+const W_GUEST_PENDING_DBG_EXCEPTIONS = at(F.GUEST_PENDING_DBG_EXCEPTIONS)
+const O_GUEST_PENDING_DBG_EXCEPTIONS = ord(F.GUEST_PENDING_DBG_EXCEPTIONS)
+const W_GUEST_RFLAGS = at(F.GUEST_RFLAGS)
+const O_GUEST_RFLAGS = ord(F.GUEST_RFLAGS)
+const W_GUEST_RIP = at(F.GUEST_RIP)
+const O_GUEST_RIP = ord(F.GUEST_RIP)
+const W_GUEST_RSP = at(F.GUEST_RSP)
+const O_GUEST_RSP = ord(F.GUEST_RSP)
+const W_GUEST_SYSENTER_CS = at(F.GUEST_SYSENTER_CS)
+const O_GUEST_SYSENTER_CS = ord(F.GUEST_SYSENTER_CS)
+const W_GUEST_SYSENTER_EIP = at(F.GUEST_SYSENTER_EIP)
+const O_GUEST_SYSENTER_EIP = ord(F.GUEST_SYSENTER_EIP)
+const W_GUEST_SYSENTER_ESP = at(F.GUEST_SYSENTER_ESP)
+const O_GUEST_SYSENTER_ESP = ord(F.GUEST_SYSENTER_ESP)
+
 /** Splits an exact double (RIP, sign-extended canonical) into unsigned halves. */
 const hiOfDouble = (v: number): number => Math.floor(v / TWO32) >>> 0
 const loOfDouble = (v: number): number => (v - Math.floor(v / TWO32) * TWO32) >>> 0
@@ -106,13 +148,14 @@ export const loadGuestState = (view: VmcsView, cpu: CpuState): boolean => {
 
 /** Loads only the guest-state fields a VMWRITE changed (GuestWrites bits) since the last exit. */
 export const loadChangedGuestState = (view: VmcsView, cpu: CpuState, changed: number): void => {
-  if ((changed & GuestWrites.RIP) !== 0) cpu.rip = (view.hi(F.GUEST_RIP) | 0) * TWO32 + view.lo(F.GUEST_RIP)
+  const w = view.page.words
+  if ((changed & GuestWrites.RIP) !== 0) cpu.rip = (w[W_GUEST_RIP + 1]! | 0) * TWO32 + w[W_GUEST_RIP]!
   if ((changed & GuestWrites.RSP) !== 0) {
-    cpu.lo[4] = view.lo(F.GUEST_RSP)
-    cpu.hi[4] = view.hi(F.GUEST_RSP)
+    cpu.lo[4] = w[W_GUEST_RSP]!
+    cpu.hi[4] = w[W_GUEST_RSP + 1]!
   }
-  if ((changed & GuestWrites.RFLAGS) !== 0) cpu.setRflags32(view.lo(F.GUEST_RFLAGS))
-  if ((changed & GuestWrites.INTERRUPTIBILITY) !== 0) cpu.setInterruptibility(view.lo(F.GUEST_INTERRUPTIBILITY_INFO))
+  if ((changed & GuestWrites.RFLAGS) !== 0) cpu.setRflags32(w[W_GUEST_RFLAGS]!)
+  if ((changed & GuestWrites.INTERRUPTIBILITY) !== 0) cpu.setInterruptibility(w[W_GUEST_INTERRUPTIBILITY_INFO]!)
 }
 
 // Word/half indices and field ordinals of the segment fields, flat (no tuple destructuring per exit).
@@ -131,9 +174,6 @@ const SEG_AR_ORD = Int32Array.from(SEGMENT_FIELDS, ([, , , ar]) => fieldOrdinal[
 let checks: EntryCheckState
 let words: Uint32Array
 let halves: Uint16Array
-/** Word index and field ordinal of a field, precomputed once. */
-const at = (encoding: number): number => byteOffset[encoding]! >>> 2
-const ord = (encoding: number): number => fieldOrdinal[encoding]!
 /** A 64-bit or natural-width field at word `i`. */
 const put = (i: number, ordinal: number, lo: number, hi: number): void => {
   const l = lo >>> 0
@@ -189,45 +229,6 @@ const saveSegments = (cpu: CpuState): void => {
     }
   }
 }
-
-const W_GUEST_ACTIVITY_STATE = at(F.GUEST_ACTIVITY_STATE)
-const O_GUEST_ACTIVITY_STATE = ord(F.GUEST_ACTIVITY_STATE)
-const W_GUEST_CR0 = at(F.GUEST_CR0)
-const O_GUEST_CR0 = ord(F.GUEST_CR0)
-const W_GUEST_CR3 = at(F.GUEST_CR3)
-const O_GUEST_CR3 = ord(F.GUEST_CR3)
-const W_GUEST_CR4 = at(F.GUEST_CR4)
-const O_GUEST_CR4 = ord(F.GUEST_CR4)
-const W_GUEST_DR7 = at(F.GUEST_DR7)
-const O_GUEST_DR7 = ord(F.GUEST_DR7)
-const W_GUEST_GDTR_BASE = at(F.GUEST_GDTR_BASE)
-const O_GUEST_GDTR_BASE = ord(F.GUEST_GDTR_BASE)
-const W_GUEST_GDTR_LIMIT = at(F.GUEST_GDTR_LIMIT)
-const O_GUEST_GDTR_LIMIT = ord(F.GUEST_GDTR_LIMIT)
-const W_GUEST_IA32_EFER = at(F.GUEST_IA32_EFER)
-const O_GUEST_IA32_EFER = ord(F.GUEST_IA32_EFER)
-const W_GUEST_IA32_PAT = at(F.GUEST_IA32_PAT)
-const O_GUEST_IA32_PAT = ord(F.GUEST_IA32_PAT)
-const W_GUEST_IDTR_BASE = at(F.GUEST_IDTR_BASE)
-const O_GUEST_IDTR_BASE = ord(F.GUEST_IDTR_BASE)
-const W_GUEST_IDTR_LIMIT = at(F.GUEST_IDTR_LIMIT)
-const O_GUEST_IDTR_LIMIT = ord(F.GUEST_IDTR_LIMIT)
-const W_GUEST_INTERRUPTIBILITY_INFO = at(F.GUEST_INTERRUPTIBILITY_INFO)
-const O_GUEST_INTERRUPTIBILITY_INFO = ord(F.GUEST_INTERRUPTIBILITY_INFO)
-const W_GUEST_PENDING_DBG_EXCEPTIONS = at(F.GUEST_PENDING_DBG_EXCEPTIONS)
-const O_GUEST_PENDING_DBG_EXCEPTIONS = ord(F.GUEST_PENDING_DBG_EXCEPTIONS)
-const W_GUEST_RFLAGS = at(F.GUEST_RFLAGS)
-const O_GUEST_RFLAGS = ord(F.GUEST_RFLAGS)
-const W_GUEST_RIP = at(F.GUEST_RIP)
-const O_GUEST_RIP = ord(F.GUEST_RIP)
-const W_GUEST_RSP = at(F.GUEST_RSP)
-const O_GUEST_RSP = ord(F.GUEST_RSP)
-const W_GUEST_SYSENTER_CS = at(F.GUEST_SYSENTER_CS)
-const O_GUEST_SYSENTER_CS = ord(F.GUEST_SYSENTER_CS)
-const W_GUEST_SYSENTER_EIP = at(F.GUEST_SYSENTER_EIP)
-const O_GUEST_SYSENTER_EIP = ord(F.GUEST_SYSENTER_EIP)
-const W_GUEST_SYSENTER_ESP = at(F.GUEST_SYSENTER_ESP)
-const O_GUEST_SYSENTER_ESP = ord(F.GUEST_SYSENTER_ESP)
 
 /** Saves guest state into the VMCS at a VM exit. */
 export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: EntryCheckState): void => {

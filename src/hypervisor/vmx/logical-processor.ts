@@ -443,14 +443,15 @@ export class LogicalProcessor implements OutcomeSource {
       this.status = VmxStatus.FailInvalid
       return 0
     }
-    const kind = encoding >= 0 && encoding <= 0x7fff ? accessKind[encoding]! : Access.Unsupported
+    const kind = (encoding & 0x7fff) === encoding ? accessKind[encoding]! : Access.Unsupported
     if (kind === Access.Unsupported) {
       this.status = this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
       return 0
     }
     this.status = VmxStatus.Succeed
-    if (kind === Access.High) return this.view.page.words[(byteOffset[encoding]! >>> 2) + 1]!
-    return this.view.lo(encoding)
+    const page = this.view.page
+    if (kind === Access.Bits16) return page.halves[byteOffset[encoding]! >>> 1]!
+    return page.words[(byteOffset[encoding]! >>> 2) + (kind === Access.High ? 1 : 0)]!
   }
 
   vmwrite(encoding: number, value: bigint): VmxStatus {
@@ -467,19 +468,35 @@ export class LogicalProcessor implements OutcomeSource {
     if (early !== -1) return early
     const current = this.current
     if (current === null) return VmxStatus.FailInvalid
-    const kind = this.fieldAccess(encoding)
+    // (e & 0x7fff) === e: a non-negative integer below 0x8000 (NaN, fractions and negatives fail).
+    const kind = (encoding & 0x7fff) === encoding ? accessKind[encoding]! : Access.Unsupported
     if (kind === Access.Unsupported) return this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
-    if (fieldType(encoding) === FieldType.ReadOnly && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
-    let changed: boolean
-    if (kind === Access.High) {
-      changed = this.view.setHi(encoding - 1, lo)
+    const type = fieldType(encoding)
+    if (type === FieldType.ReadOnly && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
+    const page = this.view.page
+    let changed = false
+    if (kind === Access.Bits16) {
+      const index = byteOffset[encoding]! >>> 1
+      const next = lo & 0xffff
+      if (page.halves[index] !== next) {
+        page.halves[index] = next
+        changed = true
+      }
     } else {
-      changed = this.view.setLo(encoding, lo)
-      if (kind === Access.Bits64) changed = this.view.setHi(encoding, hi) || changed
+      // High access writes bits 63:32 of the field whose storage starts at the same offset.
+      const words = page.words
+      const index = (byteOffset[encoding]! >>> 2) + (kind === Access.High ? 1 : 0)
+      if (words[index] !== lo >>> 0) {
+        words[index] = lo >>> 0
+        changed = true
+      }
+      if (kind === Access.Bits64 && words[index + 1] !== hi >>> 0) {
+        words[index + 1] = hi >>> 0
+        changed = true
+      }
     }
     if (changed) {
       current.checks.fieldChanged(fieldOrdinal[encoding]!)
-      const type = fieldType(encoding)
       if (type === FieldType.GuestState) current.guestWrites |= guestWriteBit(encoding)
       else if (type === FieldType.HostState) current.hostWritten = true
       else if (type === FieldType.Control) {

@@ -18,7 +18,7 @@ import {
 import { GuestWrites as GuestWritesImport, type ActiveVmcs } from "./platform.ts"
 import type { LogicalProcessor } from "./logical-processor.ts"
 import { RootReg as RootRegImport } from "./root-state.ts"
-import { byteOffset as byteOffsetImport } from "./vmcs-layout.ts"
+import { byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport } from "./vmcs-layout.ts"
 import { loadEntryMsrs as loadEntryMsrsImport, loadExitMsrs as loadExitMsrsImport, storeExitMsrs as storeExitMsrsImport } from "./msr-areas.ts"
 import type { VmxStatus as VmxStatusType } from "./outcome.ts"
 import { VmxStatus as VmxStatusImport } from "./outcome.ts"
@@ -44,6 +44,7 @@ const saveVolatileGuestState = saveVolatileGuestStateImport
 const GuestWrites = GuestWritesImport
 const RootReg = RootRegImport
 const byteOffset = byteOffsetImport
+const fieldOrdinal = fieldOrdinalImport
 const loadEntryMsrs = loadEntryMsrsImport
 const loadExitMsrs = loadExitMsrsImport
 const storeExitMsrs = storeExitMsrsImport
@@ -64,19 +65,30 @@ const W_IDT_VECTORING_INFO = wordOf(F.IDT_VECTORING_INFO_FIELD)
 const W_IDT_VECTORING_ERROR_CODE = wordOf(F.IDT_VECTORING_ERROR_CODE)
 const W_EXIT_INSTRUCTION_LEN = wordOf(F.VM_EXIT_INSTRUCTION_LEN)
 const W_VMX_INSTRUCTION_INFO = wordOf(F.VMX_INSTRUCTION_INFO)
+// Control fields the entry/exit paths read every time (all 32-bit: their value is words[W]).
+const W_PIN_CONTROLS = wordOf(F.PIN_BASED_VM_EXEC_CONTROL)
+const W_EXIT_CONTROLS = wordOf(F.VM_EXIT_CONTROLS)
+const W_ENTRY_CONTROLS = wordOf(F.VM_ENTRY_CONTROLS)
+const W_ENTRY_INTR_INFO = wordOf(F.VM_ENTRY_INTR_INFO_FIELD)
+const W_ENTRY_MSR_LOAD_COUNT = wordOf(F.VM_ENTRY_MSR_LOAD_COUNT)
+const W_EXIT_MSR_STORE_COUNT = wordOf(F.VM_EXIT_MSR_STORE_COUNT)
+const W_EXIT_MSR_LOAD_COUNT = wordOf(F.VM_EXIT_MSR_LOAD_COUNT)
+const O_ENTRY_INTR_INFO = fieldOrdinal[F.VM_ENTRY_INTR_INFO_FIELD]!
+const O_PREEMPTION_TIMER_VALUE = fieldOrdinal[F.VMX_PREEMPTION_TIMER_VALUE]!
 
-/** Which VMCS's guest state a register file holds (set when entry loads it fully or exit saves it). */
-const savedBy = new WeakMap<CpuState, ActiveVmcs>()
-// The last pair written to savedBy: while the same register file comes back (the common case),
-// its entry is known without a WeakMap lookup.
-let lastSavedCore: CpuState | null = null
-let lastSavedVmcs: ActiveVmcs | null = null
-const holderOf = (core: CpuState): ActiveVmcs | undefined => (core === lastSavedCore ? lastSavedVmcs! : savedBy.get(core))
-const markSaved = (core: CpuState, vmcs: ActiveVmcs): void => {
-  if (core === lastSavedCore && vmcs === lastSavedVmcs) return
-  savedBy.set(core, vmcs)
-  lastSavedCore = core
-  lastSavedVmcs = vmcs
+/**
+ * Which VMCS a register file last synced with (full load or full save). Consulted only when the
+ * pair changes: the VMCS that held the register file before loses its claim (syncedCore), so
+ * an entry needs nothing but `current.syncedCore === core` to know the register file holds this
+ * VMCS's guest state.
+ */
+const claimedBy = new WeakMap<CpuState, ActiveVmcs>()
+const claim = (core: CpuState, vmcs: ActiveVmcs): void => {
+  if (vmcs.syncedCore === core) return
+  const previous = claimedBy.get(core)
+  if (previous !== undefined && previous !== vmcs && previous.syncedCore === core) previous.syncedCore = null
+  claimedBy.set(core, vmcs)
+  vmcs.syncedCore = core
 }
 /** Entry controls that load a guest register only under a control bit: DR7, IA32_PAT, IA32_EFER. */
 const LOADED_UNDER_CONTROL = EntryControl.LOAD_DEBUG_CONTROLS | EntryControl.LOAD_IA32_PAT | EntryControl.LOAD_IA32_EFER
@@ -117,16 +129,17 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   // on it, or this VMCS ran on another register file, since: then only the fields VMWRITE
   // changed need loading.
   let flush = false
-  if (holderOf(core) === current && current.syncedCore === core && (current.guestWrites & GuestWrites.OTHER) === 0) {
-    if (current.guestWrites !== 0) loadChangedGuestState(view, core, current.guestWrites)
+  const guestWrites = current.guestWrites
+  if (current.syncedCore === core && (guestWrites & GuestWrites.OTHER) === 0) {
+    if (guestWrites !== 0) loadChangedGuestState(view, core, guestWrites)
   } else {
     flush = loadGuestState(view, core)
-    markSaved(core, current)
-    current.syncedCore = core
+    claim(core, current)
     current.savedGeneration = -1
   }
   current.guestWrites = 0
-  const msrCount = view.lo(F.VM_ENTRY_MSR_LOAD_COUNT)
+  const words = view.page.words
+  const msrCount = words[W_ENTRY_MSR_LOAD_COUNT]!
   if (msrCount !== 0) {
     const failedEntryIndex = loadEntryMsrs(lp.memory, address(lp, F.VM_ENTRY_MSR_LOAD_ADDR), msrCount, lp.caps.maxMsrListEntries, core)
     if (failedEntryIndex !== 0) return failedEntry(lp, ExitReason.MSR_LOAD_FAIL, failedEntryIndex)
@@ -150,7 +163,7 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   lp.guestHalted = false
 
   // Event injection (26.5): delivered through the guest IDT as if it were the guest's own event.
-  const injection = view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
+  const injection = words[W_ENTRY_INTR_INFO]!
   if ((injection & 0x8000_0000) !== 0) {
     const errorCode = (injection & 0x800) !== 0 ? view.lo(F.VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xffff : -1
     const length = view.lo(F.VM_ENTRY_INSTRUCTION_LEN)
@@ -203,11 +216,12 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
   words[W_EXIT_INSTRUCTION_LEN] = record.instructionLength
   words[W_VMX_INSTRUCTION_INFO] = record.instructionInformation
   // Every VM exit clears the valid bit of the VM-entry interruption-information field (27.2.3).
-  const injection = view.lo(F.VM_ENTRY_INTR_INFO_FIELD)
-  if ((injection & 0x8000_0000) !== 0 && view.setLo(F.VM_ENTRY_INTR_INFO_FIELD, injection & 0x7fff_ffff)) {
-    current.checks.fieldChanged(lp.ordinalOf(F.VM_ENTRY_INTR_INFO_FIELD))
+  const injection = words[W_ENTRY_INTR_INFO]!
+  if ((injection & 0x8000_0000) !== 0) {
+    words[W_ENTRY_INTR_INFO] = injection & 0x7fff_ffff
+    current.checks.fieldChanged(O_ENTRY_INTR_INFO)
   }
-  const exitControls = view.lo(F.VM_EXIT_CONTROLS)
+  const exitControls = words[W_EXIT_CONTROLS]!
   // Unless the register file's system state changed since the last full save (systemGeneration),
   // only the volatile fields can differ. (A VMWRITE of the exit controls makes the next entry a
   // full load, which makes this exit a full save.)
@@ -215,19 +229,18 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
     saveVolatileGuestState(view, core, current.checks)
   } else {
     saveGuestState(view, core, current.checks)
-    current.syncedCore = core
+    claim(core, current)
     current.savedGeneration = core.systemGeneration
-    markSaved(core, current)
   }
   // The next entry may keep the register file instead of loading the guest-state area only if
   // this exit saved everything that entry loads (DR7, PAT, EFER have separate load/save controls).
-  current.guestWrites = (view.lo(F.VM_ENTRY_CONTROLS) & ~savedAsLoaded(exitControls) & LOADED_UNDER_CONTROL) === 0 ? 0 : GuestWrites.OTHER
-  if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (view.lo(F.PIN_BASED_VM_EXEC_CONTROL) & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
+  current.guestWrites = (words[W_ENTRY_CONTROLS]! & ~savedAsLoaded(exitControls) & LOADED_UNDER_CONTROL) === 0 ? 0 : GuestWrites.OTHER
+  if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (words[W_PIN_CONTROLS]! & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
     const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
     const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / lp.caps.preemptionTimerScale)
-    if (view.setLo(F.VMX_PREEMPTION_TIMER_VALUE, value)) current.checks.fieldChanged(lp.ordinalOf(F.VMX_PREEMPTION_TIMER_VALUE))
+    if (view.setLo(F.VMX_PREEMPTION_TIMER_VALUE, value)) current.checks.fieldChanged(O_PREEMPTION_TIMER_VALUE)
   }
-  const storeCount = view.lo(F.VM_EXIT_MSR_STORE_COUNT)
+  const storeCount = words[W_EXIT_MSR_STORE_COUNT]!
   if (storeCount !== 0 && storeExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_STORE_ADDR), storeCount, core) !== 0) {
     return vmxAbort(lp, 2)
   }
@@ -238,7 +251,7 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
   lp.lastExitQualificationLo = record.qualificationLo
   lp.lastExitQualificationHi = record.qualificationHi
   lp.exits++
-  return loadHostState(lp)
+  return loadHostState(lp, exitControls)
 }
 
 /** A VM entry that failed after the control and host checks: exit reason with bit 31 (26.8). */
@@ -252,7 +265,7 @@ const failedEntry = (lp: LogicalProcessor, reason: number, qualification: number
   lp.lastExitQualificationHi = 0
   if (lp.core !== null) lp.core.intercepts = null
   lp.nonRoot = false
-  return loadHostState(lp)
+  return loadHostState(lp, view.page.words[W_EXIT_CONTROLS]!)
 }
 
 /** Host-state fields copied as 64-bit halves into the root state: RootReg word index, VMCS word index. */
@@ -290,10 +303,9 @@ const copyHost = (lp: LogicalProcessor, reg: number, field: number): void => {
 }
 
 /** Loads the host-state area into the root-mode state (27.5), then the VM-exit MSR-load list. */
-const loadHostState = (lp: LogicalProcessor): VmxStatus => {
+const loadHostState = (lp: LogicalProcessor, exitControls: number): VmxStatus => {
   const view = lp.view
   const root = lp.root
-  const exitControls = view.lo(F.VM_EXIT_CONTROLS)
   const current = lp.current!
   // The root state already holds this VMCS's host state when it was loaded from here, nothing
   // wrote the root state since (version) and no VMWRITE changed a host field or the controls.
@@ -304,7 +316,7 @@ const loadHostState = (lp: LogicalProcessor): VmxStatus => {
     lp.hostStateExitControls = exitControls
     current.hostWritten = false
   }
-  const loadCount = view.lo(F.VM_EXIT_MSR_LOAD_COUNT)
+  const loadCount = view.page.words[W_EXIT_MSR_LOAD_COUNT]!
   if (loadCount !== 0 && loadExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_LOAD_ADDR), loadCount, lp.hostMsrs) !== 0) {
     return vmxAbort(lp, 4)
   }
