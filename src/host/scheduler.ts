@@ -172,8 +172,8 @@ export class Scheduler {
     let cpu = task.cpu < 0 ? this.placeNew() : task.cpu
     // Wake-up balancing: prefer the previous CPU, else an idle one (the seed picks which).
     if (this.queues[cpu]!.length > 0 || this.running?.cpu === cpu) {
-      const idle = this.idleCpus()
-      if (idle.length > 0) cpu = idle[this.random.below(idle.length)]!
+      const idle = this.idleCount()
+      if (idle > 0) cpu = this.nthWithLoad(0, this.random.below(idle))
     }
     this.enqueue(thread, cpu)
   }
@@ -269,32 +269,43 @@ export class Scheduler {
   private placeNew(): number {
     let least = Infinity
     for (let c = 0; c < this.queues.length; c++) least = Math.min(least, this.load(c))
-    const candidates: Array<number> = []
-    for (let c = 0; c < this.queues.length; c++) if (this.load(c) === least) candidates.push(c)
-    return candidates[this.random.below(candidates.length)]!
+    let candidates = 0
+    for (let c = 0; c < this.queues.length; c++) if (this.load(c) === least) candidates++
+    return this.nthWithLoad(least, this.random.below(candidates))
   }
 
   private load(cpu: number): number {
     return this.queues[cpu]!.length + (this.running?.cpu === cpu ? 1 : 0)
   }
 
-  private idleCpus(): Array<number> {
-    const idle: Array<number> = []
-    for (let c = 0; c < this.queues.length; c++) if (this.load(c) === 0) idle.push(c)
+  // Counting and indexing instead of collecting candidate lists: these run at every scheduling
+  // decision, which must not allocate (the seed draws are the same either way).
+
+  private idleCount(): number {
+    let idle = 0
+    for (let c = 0; c < this.queues.length; c++) if (this.load(c) === 0) idle++
     return idle
+  }
+
+  /** The `n`-th CPU (in CPU order, from 0) whose load is `load`. */
+  private nthWithLoad(load: number, n: number): number {
+    for (let c = 0; c < this.queues.length; c++) {
+      if (this.load(c) === load && n-- === 0) return c
+    }
+    throw new Error(`scheduler: no CPU #${n} with load ${load}`)
   }
 
   /** Idle balancing: an idle CPU pulls the most recently queued thread of the busiest CPU. */
   private balance(): void {
     for (;;) {
-      const idle = this.idleCpus()
-      if (idle.length === 0) return
+      const idle = this.idleCount()
+      if (idle === 0) return
       let busiest = -1
       for (let c = 0; c < this.queues.length; c++) {
         if (this.queues[c]!.length >= 2 && (busiest < 0 || this.queues[c]!.length > this.queues[busiest]!.length)) busiest = c
       }
       if (busiest < 0) return
-      const target = idle[this.random.below(idle.length)]!
+      const target = this.nthWithLoad(0, this.random.below(idle))
       const thread = this.queues[busiest]!.pop()!
       this.migrations++
       this.enqueue(thread, target)
