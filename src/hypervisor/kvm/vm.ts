@@ -26,6 +26,8 @@ const EPT_LARGE = 0x80n
 export class Vm {
   readonly memory = new GuestMemory()
   readonly vcpus = new Map<number, Vcpu>()
+  /** The same vCPUs indexed by id: kvm_get_vcpu_by_id on hypercall paths without hashing. */
+  private readonly vcpusById: Array<Vcpu | undefined> = []
   readonly stats = new Float64Array(VM_STAT_COUNT)
   /** Set by KVM_BUG_ON: every later call returns EIO. */
   dead = false
@@ -148,11 +150,13 @@ export class Vm {
     const created = this.kvm.createVcpu(this, caller, id)
     if (!created.ok) return created
     this.vcpus.set(id, created.value)
+    while (this.vcpusById.length < id) this.vcpusById.push(undefined)
+    this.vcpusById[id] = created.value
     return created
   }
 
   vcpuById(id: number): Vcpu | undefined {
-    return this.vcpus.get(id)
+    return id >= 0 && id < this.vcpusById.length ? this.vcpusById[id] : undefined
   }
 
   /** Closing the VM fd (after its vCPU fds): frees every vCPU, its VMCS and the EPT tables. */
@@ -160,6 +164,7 @@ export class Vm {
     if (this.destroyed) return
     for (const vcpu of [...this.vcpus.values()].sort((a, b) => a.id - b.id)) this.kvm.destroyVcpu(vcpu)
     this.vcpus.clear()
+    this.vcpusById.length = 0
     for (const page of this.eptPages) this.kvm.hostMemory.freePage(page)
     this.eptPages.length = 0
     this.destroyed = true
