@@ -77,7 +77,8 @@ export class FtraceSink implements KvmTraceSink {
     // kvm_mmio is not among the trace subsystem's events yet.
   }
   printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void {
-    const site = this.siteFor(fn, format)
+    let site = this.lastSite
+    if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) site = this.siteFor(fn, format)
     const tracer = this.tracer
     const count = args.length
     if (count <= 4 && site.numeric) {
@@ -102,13 +103,17 @@ export class FtraceSink implements KvmTraceSink {
    * same position. Conversions past the fourth print 0; a %s prints the number's decimal text.
    */
   printfNumbers(cpu: number, pid: number, fn: string, format: string, a0 = 0, a1 = 0, a2 = 0, a3 = 0): void {
-    this.tracer.printkNumbers(cpu, pid, TASK_CONTEXT, this.siteFor(fn, format), a0, a1, a2, a3)
+    let site = this.lastSite
+    if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) site = this.siteFor(fn, format)
+    this.tracer.printkNumbers(cpu, pid, TASK_CONTEXT, site, a0, a1, a2, a3)
   }
 
-  /** The registered trace_printk site of (fn, format), registering it at its first use. */
+  /**
+   * The registered trace_printk site of (fn, format), registering it at its first use; it becomes
+   * the last site, which callers test first (two identity compares, kept out of this function so
+   * that the usual case inlines).
+   */
   private siteFor(fn: string, format: string): PrintkSite {
-    const last = this.lastSite
-    if (last !== undefined && format === this.lastFormat && fn === this.lastFn) return last
     let byFn = this.sites.get(format)
     if (byFn === undefined) {
       byFn = new Map()
