@@ -1,8 +1,9 @@
 // Runs the VM-entry checks in the SDM's order and reports the first that fails. Incremental
 // mode re-runs only checks whose inputs changed since they last passed: every write into the
 // VMCS (VMWRITE, and the guest-state saving of a VM exit) marks the checks that read the field.
-// A check's verdict depends only on its declared fields and the capability MSRs (checks that
-// read anything else run every time), so the first failure is the same as a full run's.
+// A check's verdict depends only on its declared fields, the capability MSRs and, where the rule
+// says so, the processor's root state (versioned) or memory (the check runs while it reads it),
+// so the first failure is the same as a full run's.
 import { entryChecks as entryChecksImport, type EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
 import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
 import { checkRules as checkRulesImport, type CheckContext } from "./entry-check-rules.ts"
@@ -36,9 +37,11 @@ const checksByField: ReadonlyArray<Uint16Array> = (() => {
   return lists.map((list) => Uint16Array.from(list))
 })()
 
-/** Indices of the checks that read processor state or memory (run at every entry), ascending. */
-const ALWAYS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.always ? [index] : [])))
-const ALWAYS_COUNT = ALWAYS.length
+/** Checks that also read the processor's root state: dirty whenever its version changed. */
+const PROCESSOR_CHECKS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.readsProcessor ? [index] : [])))
+/** Checks that may read memory, with the predicate saying whether they do at this entry. */
+const MEMORY_CHECKS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.readsMemory !== null ? [index] : [])))
+const MEMORY_PREDICATES: ReadonlyArray<(ctx: CheckContext) => boolean> = checkRules.flatMap((rule) => (rule.readsMemory !== null ? [rule.readsMemory] : []))
 
 /**
  * Per-VMCS bookkeeping for incremental checking (lives beside the region, not in it): which
@@ -53,9 +56,19 @@ export class EntryCheckState {
   pendingCount = 0
   /** The capabilities the clean verdicts were computed against. */
   caps: VmxCapabilities | null = null
+  /** The processor version the clean verdicts of PROCESSOR_CHECKS were computed against. */
+  processorVersion = -1
 
   constructor() {
     this.markAllDirty()
+  }
+
+  /** Marks one check to run at the next entry. */
+  markDirty(check: number): void {
+    if (this.dirty[check] === 0) {
+      this.dirty[check] = 1
+      this.pending[this.pendingCount++] = check
+    }
   }
 
   /** Called for every write that changed a field's stored value. */
@@ -85,8 +98,9 @@ const fullRun = (ctx: CheckContext): number => {
 
 /**
  * Index of the first failing check, or -1. `state` null means a full run. Incremental: the
- * dirty checks (sorted) merged with the always-run ones, in the SDM's order; a clean check
- * passed with its current inputs, so the first failure among these is the full run's.
+ * dirty checks, sorted into the SDM's order, after marking those whose inputs outside the VMCS
+ * may have changed (processor version, memory); a clean check passed with its current inputs,
+ * so the first failure among these is the full run's.
  */
 export const firstFailingCheck = (ctx: CheckContext, state: EntryCheckState | null): number => {
   if (state === null) return fullRun(ctx)
@@ -94,6 +108,12 @@ export const firstFailingCheck = (ctx: CheckContext, state: EntryCheckState | nu
     state.markAllDirty()
     state.caps = ctx.caps
   }
+  const processorVersion = ctx.processorVersion
+  if (state.processorVersion !== processorVersion) {
+    for (let i = 0; i < PROCESSOR_CHECKS.length; i++) state.markDirty(PROCESSOR_CHECKS[i]!)
+    state.processorVersion = processorVersion
+  }
+  for (let i = 0; i < MEMORY_CHECKS.length; i++) if (MEMORY_PREDICATES[i]!(ctx)) state.markDirty(MEMORY_CHECKS[i]!)
   const pending = state.pending
   const dirty = state.dirty
   const count = state.pendingCount
@@ -107,30 +127,16 @@ export const firstFailingCheck = (ctx: CheckContext, state: EntryCheckState | nu
     }
     pending[j + 1] = v
   }
-  let a = 0
-  let b = 0
-  while (a < count || b < ALWAYS_COUNT) {
-    const p = a < count ? pending[a]! : CHECK_COUNT
-    const q = b < ALWAYS_COUNT ? ALWAYS[b]! : CHECK_COUNT
-    const index = p < q ? p : q
+  for (let a = 0; a < count; a++) {
+    const index = pending[a]!
     if (!checkRules[index]!.passes(ctx)) {
-      // Keep the failing check (if listed) and everything after it for the next entry.
+      // Keep the failing check and everything after it for the next entry.
       let kept = 0
       for (let i = a; i < count; i++) pending[kept++] = pending[i]!
-      if (p !== index) {
-        if (dirty[index] === 0) {
-          dirty[index] = 1
-          pending[kept++] = index
-        }
-      }
       state.pendingCount = kept
       return index
     }
-    if (p === index) {
-      dirty[index] = 0
-      a++
-    }
-    if (q === index) b++
+    dirty[index] = 0
   }
   state.pendingCount = 0
   return -1

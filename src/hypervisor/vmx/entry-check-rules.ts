@@ -23,13 +23,20 @@ export interface CheckContext {
   readonly memory: HostPhysicalMemory
   /** The logical processor is in IA-32e mode (host IA32_EFER.LMA). */
   readonly hostLongMode: boolean
+  /** Changes whenever the processor's root state (what `hostLongMode` reads) may have changed. */
+  readonly processorVersion: number
 }
 
 export interface CheckRule {
   readonly name: string
   readonly fields: ReadonlyArray<number>
-  /** Reads processor state or memory: must run on every entry. */
-  readonly always: boolean
+  /** Also reads the processor's root state: runs again whenever `processorVersion` changed. */
+  readonly readsProcessor: boolean
+  /**
+   * Whether the check reads memory at this entry (then it runs at every entry; memory is not
+   * versioned), or null for a check that never does.
+   */
+  readonly readsMemory: ((ctx: CheckContext) => boolean) | null
   readonly passes: (ctx: CheckContext) => boolean
 }
 
@@ -130,10 +137,16 @@ const SS_DS_ES_BASES = [
 const TR_FIELDS = [F.GUEST_TR_SELECTOR, F.GUEST_TR_BASE, F.GUEST_TR_LIMIT, F.GUEST_TR_AR_BYTES]
 const LDTR_FIELDS = [F.GUEST_LDTR_SELECTOR, F.GUEST_LDTR_BASE, F.GUEST_LDTR_LIMIT, F.GUEST_LDTR_AR_BYTES]
 
-const rule = (name: string, fields: ReadonlyArray<number>, passes: (ctx: CheckContext) => boolean, always = false): CheckRule => ({
+const rule = (
+  name: string,
+  fields: ReadonlyArray<number>,
+  passes: (ctx: CheckContext) => boolean,
+  reads: { processor?: boolean; memory?: (ctx: CheckContext) => boolean } = {},
+): CheckRule => ({
   name,
   fields,
-  always,
+  readsProcessor: reads.processor ?? false,
+  readsMemory: reads.memory ?? null,
   passes,
 })
 
@@ -309,7 +322,7 @@ export const checkRules: ReadonlyArray<CheckRule> = [
     "host.address-space",
     [F.VM_EXIT_CONTROLS, F.VM_ENTRY_CONTROLS],
     (ctx) => (ctx.hostLongMode ? hostSize(ctx) : !hostSize(ctx) && !ia32eGuest(ctx)),
-    true,
+    { processor: true },
   ),
   rule("host.address-space.legacy", [F.VM_EXIT_CONTROLS, F.VM_ENTRY_CONTROLS, F.HOST_CR4, F.HOST_RIP], (ctx) =>
     hostSize(ctx) || (!ia32eGuest(ctx) && (ctx.view.lo(F.HOST_CR4) & CR4_PCIDE) === 0 && ctx.view.hi(F.HOST_RIP) === 0),
@@ -492,7 +505,8 @@ export const checkRules: ReadonlyArray<CheckRule> = [
       const shadow = (revision & 0x8000_0000) !== 0
       return shadow === ((secondary(ctx) & SecondaryControl.SHADOW_VMCS) !== 0)
     },
-    true,
+    // Only a link pointer other than all-ones makes the check read the region it points to.
+    { memory: (ctx) => ctx.view.lo(F.VMCS_LINK_POINTER) !== 0xffff_ffff || ctx.view.hi(F.VMCS_LINK_POINTER) !== 0xffff_ffff },
   ),
   rule(
     "guest.pdptes",

@@ -65,6 +65,9 @@ class ProcessorCheckContext implements CheckContext {
   get hostLongMode(): boolean {
     return this.root.longMode
   }
+  get processorVersion(): number {
+    return this.root.version
+  }
 }
 
 const guestWriteBit = (encoding: number): number => {
