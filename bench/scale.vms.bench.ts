@@ -20,6 +20,7 @@ import { assemble } from "../src/guest/asm/index.ts"
 import { Reg } from "../src/guest/cpu/state.ts"
 import { Machine } from "../src/hypervisor/vmm/machine.ts"
 import { bootHost } from "../src/hypervisor/vmm/system.ts"
+import type { SimulatedHost } from "../src/hypervisor/vmm/system.ts"
 
 const loopImage = assemble(readFileSync(new URL("../../shared/bench/loop.asm", import.meta.url), "utf8")).bytes
 const VMS = 64
@@ -64,43 +65,72 @@ const cpuSecondsSince = (since: NodeJS.CpuUsage): number => {
   return (used.user + used.system) / 1e6
 }
 
-/** Runs `vms` x `vcpus` loop.asm guests with `iterations` each; measures the run phase only. */
+const checksums = new Map<number, bigint>()
+const checksumFor = (iterations: number): bigint => {
+  let c = checksums.get(iterations)
+  if (c === undefined) checksums.set(iterations, (c = expectedChecksum(iterations)))
+  return c
+}
+
+interface Totals {
+  instructions: number
+  cpuSeconds: number
+  seconds: number
+}
+
+/**
+ * Creates `vms` x `vcpus` loop.asm guests with `iterations` each on `sim`, lets their vCPU threads
+ * set up (QEMU -S), then times the run phase to the last HLT, adding to `totals`; verifies every
+ * result and closes the VMs.
+ */
+const timedRun = (sim: SimulatedHost, vms: number, vcpus: number, iterations: number, totals: Totals): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const machines: Array<Machine> = []
+    for (let i = 0; i < vms; i++) {
+      const created = Machine.create(sim.kvm, sim.host, { image: loopImage, memoryBytes: RAM, vcpus, registers: { rdi: BigInt(iterations) }, startPaused: true })
+      if (!created.ok) throw new Error(created.error.message)
+      machines.push(created.value)
+    }
+    // QEMU -S: every vCPU thread creates and sets up its vCPU, then waits for "cont".
+    for (const m of machines) yield* m.start()
+    yield* sim.host.scheduler.run()
+    const cpuStart = process.cpuUsage()
+    const start = performance.now()
+    for (const m of machines) m.resume()
+    // Runs until no thread is runnable: every vCPU thread has exited after its HLT (checked
+    // below; a checksum or end state that is wrong fails the benchmark).
+    yield* sim.host.scheduler.run()
+    totals.seconds += (performance.now() - start) / 1000
+    totals.cpuSeconds += cpuSecondsSince(cpuStart)
+    let instructions = 0
+    const expected = checksumFor(iterations)
+    verify("scale.vms", "vCPU threads left", 0, sim.host.scheduler.threadCount)
+    for (const m of machines) {
+      verify("scale.vms", "machine end", "halted", m.end.kind)
+      for (const v of m.vcpus) {
+        verify("scale.vms", "loop.asm checksum", expected, v.regs.getReg(Reg.RAX))
+        instructions += v.regs.instructionsRetired
+      }
+      m.close()
+    }
+    // 7 before the loop, 6 per iteration, 3 after it; the HLT exits (HLT exiting) and does not retire.
+    verify("scale.vms", "instructions retired", vms * vcpus * (6 * iterations + 10), instructions)
+    totals.instructions += instructions
+  })
+
+const bootBenchHost = bootHost({ tuning: { latencyNs: 6_000_000, minGranularityNs: 750_000 } })
+
+const figures = (t: Totals): RunFigures => ({ mips: t.instructions / t.cpuSeconds / 1e6, wallMips: t.instructions / t.seconds / 1e6, cpuSeconds: t.cpuSeconds })
+
+/** `vms` x `vcpus` guests at once, `iterations` each, on a fresh host. */
 const runVms = (vms: number, vcpus: number, iterations: number): Promise<RunFigures> =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
-        const sim = yield* bootHost({ tuning: { latencyNs: 6_000_000, minGranularityNs: 750_000 } })
-        const machines: Array<Machine> = []
-        for (let i = 0; i < vms; i++) {
-          const created = Machine.create(sim.kvm, sim.host, { image: loopImage, memoryBytes: RAM, vcpus, registers: { rdi: BigInt(iterations) }, startPaused: true })
-          if (!created.ok) throw new Error(created.error.message)
-          machines.push(created.value)
-        }
-        // QEMU -S: every vCPU thread creates and sets up its vCPU, then waits for "cont".
-        for (const m of machines) yield* m.start()
-        yield* sim.host.scheduler.run()
-        const cpuStart = process.cpuUsage()
-        const start = performance.now()
-        for (const m of machines) m.resume()
-        // Runs until no thread is runnable: every vCPU thread has exited after its HLT (checked
-        // below; a checksum or end state that is wrong fails the benchmark).
-        yield* sim.host.scheduler.run()
-        const seconds = (performance.now() - start) / 1000
-        const cpuSeconds = cpuSecondsSince(cpuStart)
-        let instructions = 0
-        const expected = expectedChecksum(iterations)
-        verify("scale.vms", "vCPU threads left", 0, sim.host.scheduler.threadCount)
-        for (const m of machines) {
-          verify("scale.vms", "machine end", "halted", m.end.kind)
-          for (const v of m.vcpus) {
-            verify("scale.vms", "loop.asm checksum", expected, v.regs.getReg(Reg.RAX))
-            instructions += v.regs.instructionsRetired
-          }
-          m.close()
-        }
-        // 7 before the loop, 6 per iteration, 3 after it; the HLT exits (HLT exiting) and does not retire.
-        verify("scale.vms", "instructions retired", vms * vcpus * (6 * iterations + 10), instructions)
-        return { mips: instructions / cpuSeconds / 1e6, wallMips: instructions / seconds / 1e6, cpuSeconds }
+        const sim = yield* bootBenchHost
+        const totals: Totals = { instructions: 0, cpuSeconds: 0, seconds: 0 }
+        yield* timedRun(sim, vms, vcpus, iterations, totals)
+        return figures(totals)
       }),
     ),
   )
