@@ -97,7 +97,6 @@ const measure = (name: string, numbers: boolean): BenchResult => {
   const sink: KvmTraceSink = new FtraceSink(trace)
   // The handler's printf(format, ...args): the rest parameter is a new array per call.
   const handlerPrintf = (format: string, ...args: ReadonlyArray<number | bigint | string>): void => sink.printf(CPU, PID, FN, format, args)
-  const printfNumbers = numbers ? sink.printfNumbers!.bind(sink) : undefined
   let id = 0
   const run = (): void => {
     const cpuNs = clock.cpuNs
@@ -108,7 +107,7 @@ const measure = (name: string, numbers: boolean): BenchResult => {
       cpuNs[CPU]! += 700
       if (on[1] === 1) sink.exit(CPU, PID, 0, 18, 0x100010, 0, 0, 0, 0, 0, 0, 0)
       if (on[2] === 1) sink.hypercall(CPU, PID, 11, 0, id, 0, id, 0, 0xe9, 0, 0, 0)
-      if (printfNumbers !== undefined) printfNumbers(CPU, PID, FN, FORMAT, id)
+      if (numbers) sink.printfNumbers!(CPU, PID, FN, FORMAT, id)
       else handlerPrintf(FORMAT, id)
       id++
     }
