@@ -141,7 +141,7 @@ export class CpuState {
   activityState: number = ActivityState.ACTIVE
   /** Interruptibility state (Interruptibility bits). STI/MOV-SS blocking last for one instruction. */
   interruptibility = 0
-  /** Pending debug exceptions (VMCS field; kept for save/restore). */
+  /** Pending debug exceptions (VMCS field; kept for save/restore). Writers bump systemGeneration. */
   pendingDebugExceptions = 0n
 
   /** Pending external interrupts: a 256-bit request register; the highest vector is delivered first. */
@@ -161,9 +161,9 @@ export class CpuState {
   attention = 0
 
   /**
-   * Bumped by every write to the state a VM exit saves besides RIP, RSP, RFLAGS, interruptibility,
-   * activity state and pending debug exceptions: CR0/CR3/CR4, DR7, IA32_EFER, the segment
-   * registers (incl. LDTR, TR, FS/GS base), GDTR/IDTR and the MSR slots (SYSENTER_*, PAT, ...).
+   * Bumped by every write to the state a VM exit saves besides RIP, RSP, RFLAGS, interruptibility
+   * and activity state: CR0/CR3/CR4, DR7, IA32_EFER, the segment registers (incl. LDTR, TR,
+   * FS/GS base), GDTR/IDTR, the MSR slots (SYSENTER_*, PAT, ...), pending debug exceptions.
    * VMX compares it with the value recorded at the last full save or load of a VMCS so an exit
    * can skip saving what did not change. Code writing those fields directly must bump it.
    */

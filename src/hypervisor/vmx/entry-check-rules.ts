@@ -6,6 +6,7 @@ import { EntryControl as EntryControlImport, ExitControl as ExitControlImport, P
 import type { VmxCapabilities } from "./capabilities.ts"
 import type { HostPhysicalMemory } from "./host-memory.ts"
 import type { VmcsView } from "./vmcs-view.ts"
+import { byteOffset } from "./vmcs-layout.ts"
 
 // Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
 // import into a getter call, which the hot path cannot afford. The bindings never change.
@@ -136,6 +137,9 @@ const SS_DS_ES_BASES = [
 ] as const
 const TR_FIELDS = [F.GUEST_TR_SELECTOR, F.GUEST_TR_BASE, F.GUEST_TR_LIMIT, F.GUEST_TR_AR_BYTES]
 const LDTR_FIELDS = [F.GUEST_LDTR_SELECTOR, F.GUEST_LDTR_BASE, F.GUEST_LDTR_LIMIT, F.GUEST_LDTR_AR_BYTES]
+
+/** Word index of VMCS_LINK_POINTER in the region (read at every entry by its check's predicate). */
+const W_LINK_POINTER = byteOffset[F.VMCS_LINK_POINTER]! >>> 2
 
 const rule = (
   name: string,
@@ -506,7 +510,7 @@ export const checkRules: ReadonlyArray<CheckRule> = [
       return shadow === ((secondary(ctx) & SecondaryControl.SHADOW_VMCS) !== 0)
     },
     // Only a link pointer other than all-ones makes the check read the region it points to.
-    { memory: (ctx) => ctx.view.lo(F.VMCS_LINK_POINTER) !== 0xffff_ffff || ctx.view.hi(F.VMCS_LINK_POINTER) !== 0xffff_ffff },
+    { memory: (ctx) => ctx.view.page.words[W_LINK_POINTER] !== 0xffff_ffff || ctx.view.page.words[W_LINK_POINTER + 1] !== 0xffff_ffff },
   ),
   rule(
     "guest.pdptes",

@@ -272,7 +272,8 @@ export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: Entr
 
 /**
  * Saves only the fields that change without a systemGeneration bump: RIP, RSP, RFLAGS,
- * interruptibility, activity state and pending debug exceptions. Valid when the register file's
+ * interruptibility and activity state (pending debug exceptions are written only by VM entry's
+ * full load, which makes the next exit a full save). Valid when the register file's
  * other saved state is known to equal the VMCS's (same generation as the last full save, same
  * exit controls); the result is then byte-identical to saveGuestState's.
  */
@@ -286,11 +287,17 @@ export const saveVolatileGuestState = (target: VmcsView, cpu: CpuState, checkSta
     checkState.fieldChanged(O_GUEST_RSP)
   }
   const rip = cpu.rip
-  const ripHi = Math.floor(rip / TWO32)
-  const ripLo = (rip - ripHi * TWO32) >>> 0
-  if (w[W_GUEST_RIP] !== ripLo || w[W_GUEST_RIP + 1] !== ripHi >>> 0) {
+  // RIP below 4 GiB needs no division to split.
+  let ripLo = rip >>> 0
+  let ripHi = 0
+  if (rip < 0 || rip >= TWO32) {
+    const high = Math.floor(rip / TWO32)
+    ripLo = (rip - high * TWO32) >>> 0
+    ripHi = high >>> 0
+  }
+  if (w[W_GUEST_RIP] !== ripLo || w[W_GUEST_RIP + 1] !== ripHi) {
     w[W_GUEST_RIP] = ripLo
-    w[W_GUEST_RIP + 1] = ripHi >>> 0
+    w[W_GUEST_RIP + 1] = ripHi
     checkState.fieldChanged(O_GUEST_RIP)
   }
   const rflags = cpu.getRflags32() >>> 0
@@ -310,13 +317,5 @@ export const saveVolatileGuestState = (target: VmcsView, cpu: CpuState, checkSta
   if (w[W_GUEST_ACTIVITY_STATE] !== activity) {
     w[W_GUEST_ACTIVITY_STATE] = activity
     checkState.fieldChanged(O_GUEST_ACTIVITY_STATE)
-  }
-  const pending = cpu.pendingDebugExceptions
-  const pdLo = pending === 0n ? 0 : Number(pending & 0xffff_ffffn) >>> 0
-  const pdHi = pending === 0n ? 0 : Number(pending >> 32n) >>> 0
-  if (w[W_GUEST_PENDING_DBG_EXCEPTIONS] !== pdLo || w[W_GUEST_PENDING_DBG_EXCEPTIONS + 1] !== pdHi) {
-    w[W_GUEST_PENDING_DBG_EXCEPTIONS] = pdLo
-    w[W_GUEST_PENDING_DBG_EXCEPTIONS + 1] = pdHi
-    checkState.fieldChanged(O_GUEST_PENDING_DBG_EXCEPTIONS)
   }
 }

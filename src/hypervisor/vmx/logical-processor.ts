@@ -11,7 +11,7 @@ import type { HostPage, HostPhysicalMemory } from "./host-memory.ts"
 import type { VmxStatus as VmxStatusType } from "./outcome.ts"
 import { VmxStatus as VmxStatusImport, describeOutcome as describeOutcomeImport, type OutcomeSource, type VmxOutcome } from "./outcome.ts"
 import { GuestWrites as GuestWritesImport, type ActiveVmcs, type VmxPlatform } from "./platform.ts"
-import { Access as AccessImport, accessKind as accessKindImport, byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport, VMCS_LAUNCH_SESSION_OFFSET as VMCS_LAUNCH_SESSION_OFFSETImport, VMCS_LAUNCH_STATE_OFFSET as VMCS_LAUNCH_STATE_OFFSETImport } from "./vmcs-layout.ts"
+import { Access as AccessImport, accessKind as accessKindImport, byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport, readIndex as readIndexImport, VMCS_LAUNCH_SESSION_OFFSET as VMCS_LAUNCH_SESSION_OFFSETImport, VMCS_LAUNCH_STATE_OFFSET as VMCS_LAUNCH_STATE_OFFSETImport } from "./vmcs-layout.ts"
 import { VmcsView } from "./vmcs-view.ts"
 import { RootState } from "./root-state.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
@@ -37,6 +37,7 @@ const Access = AccessImport
 const accessKind = accessKindImport
 const byteOffset = byteOffsetImport
 const fieldOrdinal = fieldOrdinalImport
+const readIndex = readIndexImport
 const VMCS_LAUNCH_SESSION_OFFSET = VMCS_LAUNCH_SESSION_OFFSETImport
 const VMCS_LAUNCH_STATE_OFFSET = VMCS_LAUNCH_STATE_OFFSETImport
 const checkInfo = checkInfoImport
@@ -446,15 +447,14 @@ export class LogicalProcessor implements OutcomeSource {
       this.status = VmxStatus.FailInvalid
       return 0
     }
-    const kind = (encoding & 0x7fff) === encoding ? accessKind[encoding]! : Access.Unsupported
-    if (kind === Access.Unsupported) {
+    const at = (encoding & 0x7fff) === encoding ? readIndex[encoding]! : -1
+    if (at < 0) {
       this.status = this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
       return 0
     }
     this.status = VmxStatus.Succeed
     const page = this.view.page
-    if (kind === Access.Bits16) return page.halves[byteOffset[encoding]! >>> 1]!
-    return page.words[(byteOffset[encoding]! >>> 2) + (kind === Access.High ? 1 : 0)]!
+    return (at & 1) === 0 ? page.words[at >>> 1]! : page.halves[at >>> 1]!
   }
 
   vmwrite(encoding: number, value: bigint): VmxStatus {

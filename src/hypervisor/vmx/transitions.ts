@@ -92,11 +92,19 @@ const claim = (core: CpuState, vmcs: ActiveVmcs): void => {
 }
 /** Entry controls that load a guest register only under a control bit: DR7, IA32_PAT, IA32_EFER. */
 const LOADED_UNDER_CONTROL = EntryControl.LOAD_DEBUG_CONTROLS | EntryControl.LOAD_IA32_PAT | EntryControl.LOAD_IA32_EFER
-/** The entry "load" bits whose register an exit with these controls saves. */
+/**
+ * The entry "load" bits whose register an exit with these controls saves: save debug controls
+ * (exit bit 2) -> entry bit 2, save PAT (18) -> 14, save EFER (20) -> 15.
+ */
 const savedAsLoaded = (exitControls: number): number =>
-  ((exitControls & ExitControl.SAVE_DEBUG_CONTROLS) !== 0 ? EntryControl.LOAD_DEBUG_CONTROLS : 0) |
-  ((exitControls & ExitControl.SAVE_IA32_PAT) !== 0 ? EntryControl.LOAD_IA32_PAT : 0) |
-  ((exitControls & ExitControl.SAVE_IA32_EFER) !== 0 ? EntryControl.LOAD_IA32_EFER : 0)
+  (exitControls & ExitControl.SAVE_DEBUG_CONTROLS) | ((exitControls >>> 4) & EntryControl.LOAD_IA32_PAT) | ((exitControls >>> 5) & EntryControl.LOAD_IA32_EFER)
+if (
+  savedAsLoaded(ExitControl.SAVE_DEBUG_CONTROLS) !== EntryControl.LOAD_DEBUG_CONTROLS ||
+  savedAsLoaded(ExitControl.SAVE_IA32_PAT) !== EntryControl.LOAD_IA32_PAT ||
+  savedAsLoaded(ExitControl.SAVE_IA32_EFER) !== EntryControl.LOAD_IA32_EFER
+) {
+  throw new Error("savedAsLoaded: control bit positions moved")
+}
 const address = (lp: LogicalProcessor, field: number): number => lp.view.hi(field) * TWO32 + lp.view.lo(field)
 
 export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): VmxStatus => {

@@ -57,4 +57,16 @@ const layout = (): number => {
 
 /** Bytes of the region the layout uses (must not exceed the VMCS size in IA32_VMX_BASIC). */
 export const VMCS_LAYOUT_BYTES = layout()
+
+/**
+ * Where a 32-bit read of an encoding finds its value, one lookup per read: 2 * half index + 1
+ * for 16-bit fields, 2 * word index for the others (the high word for `_HIGH` access), -1 for
+ * unsupported encodings.
+ */
+export const readIndex = Int32Array.from(accessKind, (kind, encoding) => {
+  if (kind === Access.Unsupported) return -1
+  const offset = byteOffset[encoding]!
+  if (kind === Access.Bits16) return (offset >>> 1) * 2 + 1
+  return ((offset >>> 2) + (kind === Access.High ? 1 : 0)) * 2
+})
 export const VMCS_FIELD_COUNT = fieldEncodings.length
