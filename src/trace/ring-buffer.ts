@@ -67,20 +67,20 @@ export class CpuRingBuffer {
   // first cache line). The page being written keeps its used bytes and entry count here rather
   // than in pageUsed/pageEntries, so a write touches this object and the page's bytes only.
   words: Uint32Array = new Uint32Array(0)
-  /** Page being written (the kernel's tail page). */
-  tail = 0
   /** Word index of the tail page's first data word. */
   private tailBase = HEADER_WORDS
   /** Data bytes used on the tail page (pageUsed[tail] is stale while it is the tail). */
   private tailUsed = 0
-  /** Events committed on the tail page (pageEntries[tail] is stale while it is the tail). */
-  private tailEntries = 0
   /** Data bytes the tail page may still fill up to: PAGE_DATA_BYTES, or 0 once it is closed (one test on the write fast path). */
   private tailLimit = PAGE_DATA_BYTES
+  /** Events committed on the tail page (pageEntries[tail] is stale while it is the tail). */
+  private tailEntries = 0
   /** Time of the last event written (the kernel's write_stamp). */
   lastStamp = 0
   /** Called after every commit; the tracer uses it to wake blocked trace_pipe readers. */
   onCommit: (() => void) | undefined = undefined
+  /** Page being written (the kernel's tail page). */
+  tail = 0
 
   /** Ring pages (nr_pages); one more page is the reader page. */
   pageCount = 0

@@ -116,11 +116,21 @@ export class LinePrefixes {
 }
 
 export class Tracer {
+  // What every write reads comes first (declaration order is field order: one cache line).
+  /**
+   * How a write finds its time stamp, kept in one number so the hot writers test one field:
+   * 0 recording with the per-CPU local clock (`nowOn`), 1 recording with a clock read by
+   * `nowNs()`, 2 anything else (recording off, counter/uptime/x86-tsc clocks): take `now()`.
+   */
+  private writeGate = 0
+  readonly clockSource: TraceClockSource
+  readonly rings: ReadonlyArray<CpuRingBuffer>
+  /** The enable switches of the KVM events (indexed like KVM_EVENT_NAMES). */
+  readonly eventEnabled: Uint8Array
+
   readonly era: TraceEra
   readonly cpuCount: number
-  readonly rings: ReadonlyArray<CpuRingBuffer>
   readonly tasks: TaskNames
-  readonly clockSource: TraceClockSource
   readonly defaultBufferBytes: number
   readonly maxPagesPerCpu: number
   private readonly hz: number
@@ -129,12 +139,6 @@ export class Tracer {
   private tracingOnSwitch = true
   /** Readers of `trace` holding recording off (5.0 era: an open `trace` pauses recording). */
   private stoppers = 0
-  /**
-   * How a write finds its time stamp, kept in one number so the hot writers test one field:
-   * 0 recording with the per-CPU local clock (`nowOn`), 1 recording with a clock read by
-   * `nowNs()`, 2 anything else (recording off, counter/uptime/x86-tsc clocks): take `now()`.
-   */
-  private writeGate = 0
   private overwriteOn = true
   expanded: boolean
   clockName: TraceClockName = "local"
@@ -143,10 +147,9 @@ export class Tracer {
   private readonly hasLocalClocks: boolean
   private counterClock = 0
 
-  /** The KVM events of this era, and their enable switches (indexed like KVM_EVENT_NAMES). */
+  /** The KVM events of this era (indexed like KVM_EVENT_NAMES). */
   readonly kvm: Record<KvmEventName, TraceEventType>
   readonly events: ReadonlyArray<TraceEventType>
-  readonly eventEnabled: Uint8Array
   // Indexed by event id (up to ~1600): filled densely so lookups stay fast array accesses.
   private readonly eventsById: Array<TraceEventType | undefined>
   /** `name: ` of each event, by id. */
