@@ -9,8 +9,9 @@
 //   exit.hypercall.vs-blocks  the same round trip against the blocks-on instruction, for comparison
 //   exit.hypercall.traced  kvm_entry, kvm_exit, kvm_hypercall enabled and the trace_printk recorded;
 //                          calibration: the untraced round trip (goal: ratio <= 1.3)
-// Only the run phase is timed (the VM starts paused, as with QEMU -S); best of five runs, the
-// traced and untraced runs alternating so that both see the same machine load.
+// Only the run phase is timed (the VM starts paused, as with QEMU -S); best of ten runs of 20,000
+// round trips (~10-20 ms each: short runs are less likely to be preempted on a shared machine),
+// the traced and untraced runs alternating so that both see the same machine load.
 import { readFileSync } from "node:fs"
 import { Effect } from "effect"
 import type { Benchmark, BenchResult, Figure } from "./harness.ts"
@@ -51,8 +52,8 @@ const timedRun = (image: Uint8Array, count: number, traced: boolean, check: (rax
     ),
   )
 
-const ROUND_TRIPS = 30_000
-const ROUNDS = 5
+const ROUND_TRIPS = 20_000
+const ROUNDS = 10
 
 /** ns per round trip of one run of hypercall.asm, its hypercall count checked. */
 const oneRun = async (traced: boolean): Promise<number> =>
