@@ -138,8 +138,11 @@ const SS_DS_ES_BASES = [
 const TR_FIELDS = [F.GUEST_TR_SELECTOR, F.GUEST_TR_BASE, F.GUEST_TR_LIMIT, F.GUEST_TR_AR_BYTES]
 const LDTR_FIELDS = [F.GUEST_LDTR_SELECTOR, F.GUEST_LDTR_BASE, F.GUEST_LDTR_LIMIT, F.GUEST_LDTR_AR_BYTES]
 
-/** Word index of VMCS_LINK_POINTER in the region (read at every entry by its check's predicate). */
+// Word indices of fields the most frequently run checks read.
 const W_LINK_POINTER = byteOffset[F.VMCS_LINK_POINTER]! >>> 2
+const W_ENTRY_CONTROLS = byteOffset[F.VM_ENTRY_CONTROLS]! >>> 2
+const W_GUEST_CS_AR = byteOffset[F.GUEST_CS_AR_BYTES]! >>> 2
+const W_GUEST_RIP = byteOffset[F.GUEST_RIP]! >>> 2
 
 const rule = (
   name: string,
@@ -452,9 +455,11 @@ export const checkRules: ReadonlyArray<CheckRule> = [
     (ctx.view.lo(F.GUEST_GDTR_LIMIT) & 0xffff_0000) === 0 &&
     (ctx.view.lo(F.GUEST_IDTR_LIMIT) & 0xffff_0000) === 0,
   ),
+  // Runs at nearly every entry (an exit handler's VMWRITE of GUEST_RIP dirties it): word reads.
   rule("guest.rip", [F.VM_ENTRY_CONTROLS, F.GUEST_CS_AR_BYTES, F.GUEST_RIP], (ctx) => {
-    const longCode = ia32eGuest(ctx) && (ctx.view.lo(F.GUEST_CS_AR_BYTES) & 0x2000) !== 0
-    return longCode ? canonical(ctx, F.GUEST_RIP) : ctx.view.hi(F.GUEST_RIP) === 0
+    const words = ctx.view.page.words
+    const longCode = (words[W_ENTRY_CONTROLS]! & EntryControl.IA32E_MODE) !== 0 && (words[W_GUEST_CS_AR]! & 0x2000) !== 0
+    return longCode ? canonicalHi(words[W_GUEST_RIP + 1]!) : words[W_GUEST_RIP + 1] === 0
   }),
   rule("guest.rflags", [F.VM_ENTRY_CONTROLS, F.GUEST_RFLAGS, F.GUEST_CR0, F.VM_ENTRY_INTR_INFO_FIELD], (ctx) => {
     const lo = ctx.view.lo(F.GUEST_RFLAGS)

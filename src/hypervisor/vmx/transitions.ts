@@ -18,7 +18,7 @@ import {
 import { GuestWrites as GuestWritesImport, type ActiveVmcs } from "./platform.ts"
 import type { LogicalProcessor } from "./logical-processor.ts"
 import { RootReg as RootRegImport } from "./root-state.ts"
-import { byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport } from "./vmcs-layout.ts"
+import { byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport, VMCS_LAUNCH_SESSION_OFFSET, VMCS_LAUNCH_STATE_OFFSET } from "./vmcs-layout.ts"
 import { loadEntryMsrs as loadEntryMsrsImport, loadExitMsrs as loadExitMsrsImport, storeExitMsrs as storeExitMsrsImport } from "./msr-areas.ts"
 import type { VmxStatus as VmxStatusType } from "./outcome.ts"
 import { VmxStatus as VmxStatusImport } from "./outcome.ts"
@@ -65,6 +65,8 @@ const W_IDT_VECTORING_INFO = wordOf(F.IDT_VECTORING_INFO_FIELD)
 const W_IDT_VECTORING_ERROR_CODE = wordOf(F.IDT_VECTORING_ERROR_CODE)
 const W_EXIT_INSTRUCTION_LEN = wordOf(F.VM_EXIT_INSTRUCTION_LEN)
 const W_VMX_INSTRUCTION_INFO = wordOf(F.VMX_INSTRUCTION_INFO)
+const W_LAUNCH_STATE = VMCS_LAUNCH_STATE_OFFSET >>> 2
+const W_LAUNCH_SESSION = VMCS_LAUNCH_SESSION_OFFSET >>> 2
 // Control fields the entry/exit paths read every time (all 32-bit: their value is words[W]).
 const W_PIN_CONTROLS = wordOf(F.PIN_BASED_VM_EXEC_CONTROL)
 const W_EXIT_CONTROLS = wordOf(F.VM_EXIT_CONTROLS)
@@ -112,12 +114,13 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   if (early !== -1) return early
   const current = lp.current
   // A shadow VMCS (region bit 31) can be read and written but never entered (SDM 30.3).
-  if (current === null || lp.view.page.words[0]! >>> 31 === 1) return VmxStatus.FailInvalid
+  const region = lp.view.page.words
+  if (current === null || region[0]! >>> 31 === 1) return VmxStatus.FailInvalid
   if (lp.root.movSsBlocking) return lp.vmfail(E.ENTRY_EVENTS_BLOCKED_BY_MOV_SS)
-  const launched = lp.currentLaunched
+  const launched = region[W_LAUNCH_STATE] === 1
   if (launch && launched) return lp.vmfail(E.VMLAUNCH_NONCLEAR_VMCS)
   if (!launch && !launched) return lp.vmfail(E.VMRESUME_NONLAUNCHED_VMCS)
-  if (!launch && !lp.launchedInThisSession()) return lp.vmfail(E.VMRESUME_AFTER_VMXOFF)
+  if (!launch && region[W_LAUNCH_SESSION] !== lp.session) return lp.vmfail(E.VMRESUME_AFTER_VMXOFF)
 
   const failing = firstFailingCheck(lp.checkContext, current.checks)
   lp.lastFailedCheck = failing
