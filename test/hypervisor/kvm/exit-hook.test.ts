@@ -184,4 +184,26 @@ describe("the VM-exit hook", () => {
     expect(broken.alive.vcpus[0]!.regs.getReg(Reg.R12)).toBe(0n)
     expect(clean.dead.end).toEqual({ kind: "halted" })
   })
+
+  it("an entry callback that throws kills its VM before the entry", async () => {
+    const out = await withHost((sim) =>
+      Effect.gen(function* () {
+        let entries = 0
+        const unsubscribe = sim.kvm.hooks.vmExit.subscribe({
+          exit: () => ExitVerdict.Continue,
+          entry: () => {
+            if (++entries === 3) throw new Error("entry bug")
+          },
+        })
+        const m = yield* runMachine(sim.kvm, sim.host, { image: asm("cpuid\ncpuid\ncpuid\ncpuid\nhlt") })
+        unsubscribe()
+        return { m, entries }
+      }),
+    )
+    expect(out.entries).toBe(3)
+    expect(out.m.vm.dead).toBe(true)
+    expect(out.m.vm.deadReason).toContain("entry bug")
+    expect(out.m.vcpus[0]!.stats.get("exits")).toBe(2)
+    expect(out.m.end.kind).toBe("error")
+  })
 })
