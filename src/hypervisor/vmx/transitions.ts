@@ -245,7 +245,8 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
   }
   // The next entry may keep the register file instead of loading the guest-state area only if
   // this exit saved everything that entry loads (DR7, PAT, EFER have separate load/save controls).
-  current.guestWrites = (words[W_ENTRY_CONTROLS]! & ~savedAsLoaded(exitControls) & LOADED_UNDER_CONTROL) === 0 ? 0 : GuestWrites.OTHER
+  const loads = words[W_ENTRY_CONTROLS]! & LOADED_UNDER_CONTROL
+  current.guestWrites = (loads & ~savedAsLoaded(exitControls)) === 0 ? 0 : GuestWrites.OTHER
   if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (words[W_PIN_CONTROLS]! & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
     const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
     const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / lp.caps.preemptionTimerScale)

@@ -8,6 +8,7 @@ import type { GuestPhysicalTranslator, Intercepts } from "../../guest/intercept.
 import type { HostPhysicalMemory } from "./host-memory.ts"
 import { EptWalker } from "./ept.ts"
 import type { VmcsView } from "./vmcs-view.ts"
+import { byteOffset as byteOffsetImport } from "./vmcs-layout.ts"
 
 // Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
 // import into a getter call, which the hot path cannot afford. The bindings never change.
@@ -16,8 +17,11 @@ const ExitControl = ExitControlImport
 const PinControl = PinControlImport
 const PrimaryControl = PrimaryControlImport
 const SecondaryControl = SecondaryControlImport
+const byteOffset = byteOffsetImport
 
 const TWO32 = 4294967296
+/** Word index of VMX_PREEMPTION_TIMER_VALUE (32-bit), re-read at every entry. */
+const W_PREEMPTION_TIMER_VALUE = byteOffset[F.VMX_PREEMPTION_TIMER_VALUE]! >>> 2
 
 export class VmxIntercepts implements Intercepts {
   cr0GuestHostMask = 0
@@ -133,7 +137,7 @@ export class VmxIntercepts implements Intercepts {
   /** Re-arms the VMX-preemption timer from the VMCS (every entry reads it). */
   reloadPreemptionTimer(view: VmcsView, preemptionScale: number): void {
     this.preemptionTimerRemaining =
-      (this.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? (view.lo(F.VMX_PREEMPTION_TIMER_VALUE) >>> 0) * preemptionScale : -1
+      (this.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? view.page.words[W_PREEMPTION_TIMER_VALUE]! * preemptionScale : -1
   }
 
   exitsOnHlt(): boolean {
