@@ -57,69 +57,86 @@ export const kvmRun = (vcpu: Vcpu, thread: Thread): Effect.Effect<number, KvmErr
     // vcpu->pid follows the thread that runs the vCPU.
     vcpu.pid = thread.task.pid
     vcpu.thread = thread
-    const removeNotifier = thread.addNotifier({
-      schedIn: (cpu) => safeLoad(vcpu, cpu),
-      schedOut: () => {},
-    })
-    return Effect.gen(function* () {
-      safeLoad(vcpu, thread.cpu)
-      if (!vm.dead) completeUserspace(vcpu)
-      for (;;) {
-        const stop = innerLoop(vcpu, thread)
-        if (stop === Stop.Userspace) {
-          // An observer's request for user space is met by this return.
-          vcpu.userspaceExitRequested = false
-          traceUserspaceExit(vcpu, thread, 0)
-          thread.charge(Cost.userspaceNs)
-          return vcpu.run.exitReason
-        }
-        if (stop === Stop.Resched) {
-          yield* thread.yieldCpu
-          continue
-        }
-        if (stop === Stop.Block) {
-          const since = thread.nowNs()
-          vcpu.halted = true
-          yield* thread.block
-          vcpu.halted = false
-          vcpu.kicked = false
-          // Woken: the wait shows up in the trace, the vCPU goes on after its HLT.
-          thread.charge(Cost.wakeupNs)
-          vcpu.stats.counters[VcpuStat.halt_wakeup]!++
-          const trace = vm.kvm.trace
-          if (trace.on[KvmEvent.vcpu_wakeup] === 1) trace.vcpuWakeup(thread.cpu, thread.task.pid, Math.max(0, thread.nowNs() - since), true, true)
-          continue
-        }
-        if (stop === Stop.Requested) {
-          vcpu.userspaceExitRequested = false
-          vcpu.run.exitReason = KvmExit.INTR
-          vcpu.run.exit = { reason: KvmExit.INTR }
-          return yield* userspaceError(vcpu, thread, Errno.EINTR, "an exit observer asked KVM_RUN to return to user space")
-        }
-        if (stop === Stop.Signal) {
-          thread.signalPending = false
-          vcpu.stats.counters[VcpuStat.signal_exits]!++
-          vcpu.run.exitReason = KvmExit.INTR
-          vcpu.run.exit = { reason: KvmExit.INTR }
-          return yield* userspaceError(vcpu, thread, Errno.EINTR, "a signal is pending for the vCPU thread")
-        }
-        return yield* userspaceError(vcpu, thread, Errno.EIO, `the VM is dead after an internal error (${vm.deadReason})`)
-      }
-    }).pipe(
-      Effect.ensuring(
-        Effect.sync(() => {
-          removeNotifier()
-          vcpu.thread = undefined
-        }),
-      ),
-    )
+    safeLoad(vcpu, thread.cpu)
+    if (!vm.dead) completeUserspace(vcpu)
+    const stop = innerLoop(vcpu, thread)
+    if (stop === Stop.Resched || stop === Stop.Block) return acrossSchedulingPoints(vcpu, thread, stop)
+    // Most calls return without reaching a scheduling point: no preempt notifier, no generator.
+    vcpu.thread = undefined
+    return leave(vcpu, thread, stop)
   })
 
-const userspaceError = (vcpu: Vcpu, thread: Thread, errno: number, what: string): Effect.Effect<never, KvmError> =>
-  Effect.suspend(() => {
-    traceUserspaceExit(vcpu, thread, -errno)
-    return Effect.fail(kvmError("KVM_RUN", errno, what))
+/**
+ * The rest of a KVM_RUN that reached a scheduling point: the thread yields its CPU or blocks (HLT),
+ * with a preempt notifier reloading the VMCS wherever it runs next (vcpu_load), and the run loop
+ * goes on until KVM_RUN returns.
+ */
+const acrossSchedulingPoints = (vcpu: Vcpu, thread: Thread, first: Stop): Effect.Effect<number, KvmError> => {
+  const removeNotifier = thread.addNotifier({
+    schedIn: (cpu) => safeLoad(vcpu, cpu),
+    schedOut: () => {},
   })
+  return Effect.gen(function* () {
+    let stop = first
+    for (;;) {
+      if (stop === Stop.Resched) yield* thread.yieldCpu
+      else if (stop === Stop.Block) {
+        const since = thread.nowNs()
+        vcpu.halted = true
+        yield* thread.block
+        vcpu.halted = false
+        vcpu.kicked = false
+        // Woken: the wait shows up in the trace, the vCPU goes on after its HLT.
+        thread.charge(Cost.wakeupNs)
+        vcpu.stats.counters[VcpuStat.halt_wakeup]!++
+        const trace = vcpu.vm.kvm.trace
+        if (trace.on[KvmEvent.vcpu_wakeup] === 1) trace.vcpuWakeup(thread.cpu, thread.task.pid, Math.max(0, thread.nowNs() - since), true, true)
+      } else return yield* leave(vcpu, thread, stop)
+      stop = innerLoop(vcpu, thread)
+    }
+  }).pipe(
+    Effect.ensuring(
+      Effect.sync(() => {
+        removeNotifier()
+        vcpu.thread = undefined
+      }),
+    ),
+  )
+}
+
+/** KVM_RUN succeeding with each exit reason: the same immutable Effect every time. */
+const succeedWith: Array<Effect.Effect<number> | undefined> = []
+
+/** The return to user space for a stop that ends KVM_RUN (not a scheduling point). */
+const leave = (vcpu: Vcpu, thread: Thread, stop: Stop): Effect.Effect<number, KvmError> => {
+  if (stop === Stop.Userspace) {
+    // An observer's request for user space is met by this return.
+    vcpu.userspaceExitRequested = false
+    traceUserspaceExit(vcpu, thread, 0)
+    thread.charge(Cost.userspaceNs)
+    const reason = vcpu.run.exitReason
+    return (succeedWith[reason] ??= Effect.succeed(reason))
+  }
+  if (stop === Stop.Requested) {
+    vcpu.userspaceExitRequested = false
+    vcpu.run.exitReason = KvmExit.INTR
+    vcpu.run.exit = { reason: KvmExit.INTR }
+    return userspaceError(vcpu, thread, Errno.EINTR, "an exit observer asked KVM_RUN to return to user space")
+  }
+  if (stop === Stop.Signal) {
+    thread.signalPending = false
+    vcpu.stats.counters[VcpuStat.signal_exits]!++
+    vcpu.run.exitReason = KvmExit.INTR
+    vcpu.run.exit = { reason: KvmExit.INTR }
+    return userspaceError(vcpu, thread, Errno.EINTR, "a signal is pending for the vCPU thread")
+  }
+  return userspaceError(vcpu, thread, Errno.EIO, `the VM is dead after an internal error (${vcpu.vm.deadReason})`)
+}
+
+const userspaceError = (vcpu: Vcpu, thread: Thread, errno: number, what: string): Effect.Effect<never, KvmError> => {
+  traceUserspaceExit(vcpu, thread, -errno)
+  return Effect.fail(kvmError("KVM_RUN", errno, what))
+}
 
 /** Every return from KVM_RUN: kvm_run.if_flag (post_kvm_run_save), then kvm_userspace_exit. */
 const traceUserspaceExit = (vcpu: Vcpu, thread: Thread, errno: number): void => {
