@@ -228,7 +228,7 @@ const handleIo: ExitHandler = (vcpu, lp) => {
     vcpu.pendingGpa = port
     data.fill(0, 0, size)
     run.exitReason = KvmExit.IO
-    run.exit = { reason: KvmExit.IO, direction: KVM_EXIT_IO_IN, size: size as 1 | 2 | 4, port, count: 1, data: data.subarray(0, size) }
+    run.exit = { reason: KvmExit.IO, direction: KVM_EXIT_IO_IN, size: size as 1 | 2 | 4, port, count: 1, data: run.dataHead(size) }
     return Next.Userspace
   }
   const value = vcpu.regs.lo[Reg.RAX]! & (size === 4 ? -1 : (1 << (size * 8)) - 1)
@@ -236,7 +236,7 @@ const handleIo: ExitHandler = (vcpu, lp) => {
   const trace = vcpu.vm.kvm.trace
   if (trace.on[KvmEvent.pio] === 1) trace.pio(cpuOf(vcpu), pidOf(vcpu), 1, port, size, 1, value >>> 0)
   run.exitReason = KvmExit.IO
-  run.exit = { reason: KvmExit.IO, direction: KVM_EXIT_IO_OUT, size: size as 1 | 2 | 4, port, count: 1, data: data.subarray(0, size) }
+  run.exit = { reason: KvmExit.IO, direction: KVM_EXIT_IO_OUT, size: size as 1 | 2 | 4, port, count: 1, data: run.dataHead(size) }
   return Next.Userspace
 }
 
@@ -305,7 +305,7 @@ const handleEptViolation: ExitHandler = (vcpu, lp) => {
   vcpu.pendingSize = size
   vcpu.mmioIsWrite = isWrite
   run.exitReason = KvmExit.MMIO
-  run.exit = { reason: KvmExit.MMIO, physAddr: (BigInt(gpaHi) << 32n) | BigInt(gpaLo), data: data.subarray(0, size), len: size, isWrite }
+  run.exit = { reason: KvmExit.MMIO, physAddr: (BigInt(gpaHi) << 32n) | BigInt(gpaLo), data: run.dataHead(size), len: size, isWrite }
   return Next.Userspace
 }
 

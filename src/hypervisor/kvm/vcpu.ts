@@ -39,6 +39,13 @@ export class KvmRun {
   ifFlag = false
   /** Port I/O and MMIO data (user space reads OUT data and fills IN data here). */
   readonly data = new Uint8Array(4096)
+  /** Views of the first 1..8 bytes of `data`, made once (an exit's `data` field). */
+  private readonly heads: Array<Uint8Array | undefined> = []
+
+  /** The first `size` bytes of `data` (1..8), as the same view every time. */
+  dataHead(size: number): Uint8Array {
+    return (this.heads[size] ??= this.data.subarray(0, size))
+  }
 }
 
 /** What the next KVM_RUN must complete before entering the guest (user space has answered). */
@@ -121,7 +128,7 @@ export class Vcpu implements HypercallVcpu {
       this.loadedCpu = -1
     }
     const lp = kvm.lp(cpu)
-    if (lp.currentVmcsPointer !== this.vmcs) {
+    if (lp.currentVmcs !== this.vmcsAddress) {
       const status = lp.vmptrld(this.vmcs)
       if (status !== VmxStatus.Succeed) throw new Error(`VMPTRLD of vCPU ${this.id}'s VMCS on CPU ${cpu} failed: ${JSON.stringify(lp.outcome(status))}`)
     }
