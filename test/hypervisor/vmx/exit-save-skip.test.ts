@@ -4,9 +4,10 @@
 // invisible. Random guest programs of system instructions (MOV CR0/CR3/CR4, LGDT/LIDT, MOV to
 // segment registers and SS, WRMSR of SYSENTER/PAT/EFER/FS/GS/KERNEL_GS base, SWAPGS, MOV DR7,
 // IRETQ, INT n through the IDT, SYSCALL), each followed by VMCALL, run on machine A; between
-// exits the host does random things: VMWRITEs of guest fields and of the exit controls, runs
-// another VMCS on the same register file, runs this VMCS on a second register file, VMCLEAR and
-// VMPTRLD again. After every exit:
+// exits the host does random things: VMWRITEs of guest fields (a menu of valid values, or any
+// guest field changed and put back), of the exit controls and of the VM-entry MSR-load list
+// (SYSENTER_ESP or EFER loaded at every entry), runs another VMCS on the same register file,
+// runs this VMCS on a second register file, VMCLEAR and VMPTRLD again. After every exit:
 //   - A's VMCS region is byte-identical to itself after a full save of the same register file
 //     (saveGuestState, the reference), so nothing the guest changed was left unsaved;
 //   - A's VMCS regions and registers equal machine B's, which does the same but hands every
@@ -17,6 +18,7 @@ import { describe, expect, it } from "vitest"
 import { VmcsField as F } from "../../../src/arch/vmx/vmcs-fields.ts"
 import { ExitReason } from "../../../src/arch/exit-reasons.ts"
 import { EntryControl, ExitControl } from "../../../src/arch/vmx/control-bits.ts"
+import { FieldType, fieldType, isHighAccess } from "../../../src/arch/vmx/vmcs-encoding.ts"
 import { CpuState } from "../../../src/guest/cpu/state.ts"
 import type { GuestMemory } from "../../../src/guest/mmu/memory.ts"
 import { EntryCheckState } from "../../../src/hypervisor/vmx/entry-check-engine.ts"
@@ -59,6 +61,9 @@ const SNIPPETS: ReadonlyArray<(p: number) => string> = [
     `mov ecx, 0xc0000080\nrdmsr\nor eax, 1\nwrmsr\nmov ecx, 0xc0000081\nxor eax, eax\nmov edx, 8\nwrmsr\n` +
     `lea rax, [rel .back]\nmov rdx, rax\nshr rdx, 32\nmov ecx, 0xc0000082\nwrmsr\nsyscall\n.back: vmcall`,
   () => `hlt`,
+  // No system state written: the exit after these saves only the volatile fields.
+  () => `inc rbx\nvmcall`,
+  () => `vmcall\nvmcall`,
 ]
 
 /** Guest-state VMWRITEs a host might do between exits, each value keeping the guest state valid. */
@@ -83,6 +88,14 @@ const SAVE_BITS = [ExitControl.SAVE_DEBUG_CONTROLS, ExitControl.SAVE_IA32_PAT, E
 const ENTRY_LOADS = EntryControl.LOAD_DEBUG_CONTROLS | EntryControl.LOAD_IA32_PAT | EntryControl.LOAD_IA32_EFER
 const EXIT_SAVES_AND_LOADS = ExitControl.SAVE_DEBUG_CONTROLS | ExitControl.SAVE_IA32_PAT | ExitControl.LOAD_IA32_PAT | ExitControl.SAVE_IA32_EFER | ExitControl.LOAD_IA32_EFER
 
+/** Every guest-state field (full access), for VMWRITEs that change a field and put it back. */
+const ALL_GUEST_FIELDS = (Object.values(F) as Array<number>).filter((e) => fieldType(e) === FieldType.GuestState && !isHighAccess(e))
+/** VM-entry MSR-load entries; the "msrLoad" action installs none or one of them. */
+const ENTRY_MSRS: ReadonlyArray<readonly [number, bigint]> = [
+  [0x175, 0xffff_8000_0000_1000n],
+  [0xc000_0080, 0xd01n],
+]
+
 type Action =
   | { kind: "none" }
   | { kind: "write"; field: number; choice: number }
@@ -90,6 +103,8 @@ type Action =
   | { kind: "otherVmcs" }
   | { kind: "otherCore" }
   | { kind: "clearReload" }
+  | { kind: "touchAny"; field: number; value: number }
+  | { kind: "msrLoad"; which: number }
 
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 6, arbitrary: fc.constant<Action>({ kind: "none" }) },
@@ -98,6 +113,8 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<Action>({ kind: "otherVmcs" }) },
   { weight: 1, arbitrary: fc.constant<Action>({ kind: "otherCore" }) },
   { weight: 1, arbitrary: fc.constant<Action>({ kind: "clearReload" }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("touchAny" as const), field: fc.nat(ALL_GUEST_FIELDS.length - 1), value: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("msrLoad" as const), which: fc.nat(ENTRY_MSRS.length) }) },
 )
 
 /** Everything in a register file, copied into a new one (B's way to defeat every skip). */
@@ -178,6 +195,8 @@ interface Machine {
   readonly cores: Array<CpuState>
   readonly launched: Array<boolean>
   readonly fresh: boolean
+  /** Host page holding ENTRY_MSRS. */
+  readonly msrArea: bigint
 }
 
 const machine = (code: Uint8Array, fresh: boolean): Machine => {
@@ -212,7 +231,12 @@ const machine = (code: Uint8Array, fresh: boolean): Machine => {
     }
   }
   expectStatus(lp.vmptrld(vmcs[0]!), VmxStatus.Succeed, lp)
-  return { lp, vmcs, cores: [new CpuState(memory), new CpuState(memory)], launched: [false, false], fresh }
+  const msrArea = lp.memory.allocPage()!
+  for (const [i, [index, value]] of ENTRY_MSRS.entries()) {
+    lp.memory.write32(Number(msrArea) + 16 * i, index)
+    lp.memory.write64(msrArea + BigInt(16 * i + 8), value)
+  }
+  return { lp, vmcs, cores: [new CpuState(memory), new CpuState(memory)], launched: [false, false], fresh, msrArea }
 }
 
 /** One VMLAUNCH/VMRESUME of the current VMCS (index v) on logical register file c. */
@@ -276,6 +300,20 @@ const act = (m: Machine, action: Action): boolean => {
       expectFullySaved(m, m.lp.core!)
       return handle(m)
     }
+    case "touchAny": {
+      // A different value, then the original back: the VMCS is unchanged but entry must reload.
+      const field = ALL_GUEST_FIELDS[action.field]!
+      expectStatus(lp.vmread(field), VmxStatus.Succeed, lp)
+      const original = lp.value
+      expectStatus(lp.vmwrite(field, original ^ BigInt(action.value | 1)), VmxStatus.Succeed, lp)
+      expectStatus(lp.vmwrite(field, original), VmxStatus.Succeed, lp)
+      return true
+    }
+    case "msrLoad":
+      // Every entry from now on loads the entry (MSR-load lists run at each VM entry).
+      expectStatus(lp.vmwrite(F.VM_ENTRY_MSR_LOAD_ADDR, m.msrArea + BigInt(16 * Math.max(0, action.which - 1))), VmxStatus.Succeed, lp)
+      expectStatus(lp.vmwriteLo(F.VM_ENTRY_MSR_LOAD_COUNT, action.which === 0 ? 0 : 1), VmxStatus.Succeed, lp)
+      return true
     case "clearReload":
       expectStatus(lp.vmclear(m.vmcs[0]!), VmxStatus.Succeed, lp)
       expectStatus(lp.vmptrld(m.vmcs[0]!), VmxStatus.Succeed, lp)
@@ -314,7 +352,7 @@ describe("VM exit saves only volatile fields when the system generation is uncha
           expect(regionBytes(a, 0)).toEqual(regionBytes(b, 0))
         },
       ),
-      { numRuns: 80 },
+      { numRuns: 120 },
     )
   })
 })
