@@ -7,7 +7,6 @@ import { ExitReason } from "../../arch/exit-reasons.ts"
 import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
 import { PrimaryControl } from "../../arch/vmx/control-bits.ts"
 import { Reg } from "../../guest/cpu/state.ts"
-import { engineOf } from "../../guest/run.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
 import { byteOffset } from "../vmx/vmcs-layout.ts"
 import { lookupCpuid } from "./cpuid.ts"
@@ -276,13 +275,11 @@ const handleWrmsr: ExitHandler = (vcpu, lp) => {
 }
 
 const handleEptViolation: ExitHandler = (vcpu, lp) => {
-  const engine = engineOf(vcpu.regs)
   const size = vcpu.regs.exit.mmioSize
   if (size === 0) {
     // An instruction fetch (or page walk) outside every memslot: the emulator would fail too.
     return internalError(vcpu, KvmInternalError.EMULATION, [lp.view.u64(F.GUEST_PHYSICAL_ADDRESS)])
   }
-  void engine
   const gpaLo = lp.vmreadLo(F.GUEST_PHYSICAL_ADDRESS)
   const gpaHi = lp.view.hi(F.GUEST_PHYSICAL_ADDRESS)
   const gpa = gpaHi * TWO32 + gpaLo
