@@ -153,7 +153,11 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   const msrCount = words[W_ENTRY_MSR_LOAD_COUNT]!
   if (msrCount !== 0) {
     const failedEntryIndex = loadEntryMsrs(lp.memory, address(lp, F.VM_ENTRY_MSR_LOAD_ADDR), msrCount, lp.caps.maxMsrListEntries, core)
-    if (failedEntryIndex !== 0) return failedEntry(lp, ExitReason.MSR_LOAD_FAIL, failedEntryIndex)
+    if (failedEntryIndex !== 0) {
+      // The register file holds a partly loaded list now: the next entry loads everything.
+      current.syncedCore = null
+      return failedEntry(lp, ExitReason.MSR_LOAD_FAIL, failedEntryIndex)
+    }
   }
   if (launch) lp.setLaunched()
   const intercepts = lp.intercepts
