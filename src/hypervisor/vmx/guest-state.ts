@@ -41,6 +41,7 @@ const SEGMENT_FIELDS: ReadonlyArray<readonly [number, number, number, number]> =
 /** Word index and field ordinal of a field, precomputed once. */
 const at = (encoding: number): number => byteOffset[encoding]! >>> 2
 const ord = (encoding: number): number => fieldOrdinal[encoding]!
+const W_EXIT_CONTROLS = at(F.VM_EXIT_CONTROLS)
 const W_GUEST_ACTIVITY_STATE = at(F.GUEST_ACTIVITY_STATE)
 const O_GUEST_ACTIVITY_STATE = ord(F.GUEST_ACTIVITY_STATE)
 const W_GUEST_CR0 = at(F.GUEST_CR0)
@@ -80,9 +81,6 @@ const O_GUEST_SYSENTER_EIP = ord(F.GUEST_SYSENTER_EIP)
 const W_GUEST_SYSENTER_ESP = at(F.GUEST_SYSENTER_ESP)
 const O_GUEST_SYSENTER_ESP = ord(F.GUEST_SYSENTER_ESP)
 
-/** Splits an exact double (RIP, sign-extended canonical) into unsigned halves. */
-const hiOfDouble = (v: number): number => Math.floor(v / TWO32) >>> 0
-const loOfDouble = (v: number): number => (v - Math.floor(v / TWO32) * TWO32) >>> 0
 
 /** Loads guest state into the core. Returns true when cached translations must be flushed. */
 export const loadGuestState = (view: VmcsView, cpu: CpuState): boolean => {
@@ -168,33 +166,31 @@ const SEG_LIMIT_ORD = Int32Array.from(SEGMENT_FIELDS, ([, , limit]) => fieldOrdi
 const SEG_AR_WORD = Int32Array.from(SEGMENT_FIELDS, ([, , , ar]) => byteOffset[ar]! >>> 2)
 const SEG_AR_ORD = Int32Array.from(SEGMENT_FIELDS, ([, , , ar]) => fieldOrdinal[ar]!)
 
-// The VMCS and check state of the exit being saved (module-level: no closures per exit).
 // Stores go straight into the region's words at the layout's offsets; a changed value marks the
-// entry checks that read the field.
-let checks: EntryCheckState
-let words: Uint32Array
-let halves: Uint16Array
+// entry checks that read the field. The region and check state travel as arguments (module-level
+// `let`s would be context slots with hole checks on every access).
+
 /** A 64-bit or natural-width field at word `i`. */
-const put = (i: number, ordinal: number, lo: number, hi: number): void => {
+const put = (w: Uint32Array, checks: EntryCheckState, i: number, ordinal: number, lo: number, hi: number): void => {
   const l = lo >>> 0
   const h = hi >>> 0
-  if (words[i] !== l || words[i + 1] !== h) {
-    words[i] = l
-    words[i + 1] = h
+  if (w[i] !== l || w[i + 1] !== h) {
+    w[i] = l
+    w[i + 1] = h
     checks.fieldChanged(ordinal)
   }
 }
 /** A 32-bit field at word `i`. */
-const put32 = (i: number, ordinal: number, value: number): void => {
+const put32 = (w: Uint32Array, checks: EntryCheckState, i: number, ordinal: number, value: number): void => {
   const v = value >>> 0
-  if (words[i] !== v) {
-    words[i] = v
+  if (w[i] !== v) {
+    w[i] = v
     checks.fieldChanged(ordinal)
   }
 }
 
 /** Saves the eight segment registers (selector, base, limit, access rights). */
-const saveSegments = (cpu: CpuState): void => {
+const saveSegments = (cpu: CpuState, w: Uint32Array, halves: Uint16Array, checks: EntryCheckState): void => {
   const sel = cpu.segSel
   const baseLo = cpu.segBaseLo
   const baseHi = cpu.segBaseHi
@@ -210,64 +206,66 @@ const saveSegments = (cpu: CpuState): void => {
     const b = SEG_BASE_WORD[s]!
     const bl = baseLo[s]! >>> 0
     const bh = baseHi[s]! >>> 0
-    if (words[b] !== bl || words[b + 1] !== bh) {
-      words[b] = bl
-      words[b + 1] = bh
+    if (w[b] !== bl || w[b + 1] !== bh) {
+      w[b] = bl
+      w[b + 1] = bh
       checks.fieldChanged(SEG_BASE_ORD[s]!)
     }
     const l = SEG_LIMIT_WORD[s]!
     const lv = limit[s]! >>> 0
-    if (words[l] !== lv) {
-      words[l] = lv
+    if (w[l] !== lv) {
+      w[l] = lv
       checks.fieldChanged(SEG_LIMIT_ORD[s]!)
     }
     const r = SEG_AR_WORD[s]!
     const rv = attr[s]! >>> 0
-    if (words[r] !== rv) {
-      words[r] = rv
+    if (w[r] !== rv) {
+      w[r] = rv
       checks.fieldChanged(SEG_AR_ORD[s]!)
     }
   }
 }
 
-/** Saves guest state into the VMCS at a VM exit. */
-export const saveGuestState = (target: VmcsView, cpu: CpuState, checkState: EntryCheckState): void => {
-  checks = checkState
-  words = target.page.words
-  halves = target.page.halves
-  const exit = target.lo(F.VM_EXIT_CONTROLS)
-  put(W_GUEST_CR0, O_GUEST_CR0, cpu.cr0 >>> 0, 0)
-  put(W_GUEST_CR3, O_GUEST_CR3, cpu.cr3Lo >>> 0, cpu.cr3Hi >>> 0)
-  put(W_GUEST_CR4, O_GUEST_CR4, cpu.cr4 >>> 0, 0)
-  if ((exit & ExitControl.SAVE_DEBUG_CONTROLS) !== 0) put(W_GUEST_DR7, O_GUEST_DR7, cpu.dr7 >>> 0, 0)
-  put(W_GUEST_RSP, O_GUEST_RSP, cpu.lo[4]! >>> 0, cpu.hi[4]! >>> 0)
+/**
+ * Saves guest state into the VMCS at a VM exit: every field, self-contained (it is the reference
+ * the volatile-only save is tested against).
+ */
+export const saveGuestState = (target: VmcsView, cpu: CpuState, checks: EntryCheckState): void => {
+  const w = target.page.words
+  const exit = w[W_EXIT_CONTROLS]!
+  put(w, checks, W_GUEST_CR0, O_GUEST_CR0, cpu.cr0, 0)
+  put(w, checks, W_GUEST_CR3, O_GUEST_CR3, cpu.cr3Lo, cpu.cr3Hi)
+  put(w, checks, W_GUEST_CR4, O_GUEST_CR4, cpu.cr4, 0)
+  if ((exit & ExitControl.SAVE_DEBUG_CONTROLS) !== 0) put(w, checks, W_GUEST_DR7, O_GUEST_DR7, cpu.dr7, 0)
+  put(w, checks, W_GUEST_RSP, O_GUEST_RSP, cpu.lo[4]!, cpu.hi[4]!)
   const rip = cpu.rip
-  put(W_GUEST_RIP, O_GUEST_RIP, loOfDouble(rip), hiOfDouble(rip))
+  const ripHigh = Math.floor(rip / TWO32)
+  put(w, checks, W_GUEST_RIP, O_GUEST_RIP, rip - ripHigh * TWO32, ripHigh)
   const rflags = cpu.getRflags32() >>> 0
-  const oldRflags = words[W_GUEST_RFLAGS]!
-  const oldRflagsHi = words[W_GUEST_RFLAGS + 1]!
+  const oldRflags = w[W_GUEST_RFLAGS]!
+  const oldRflagsHi = w[W_GUEST_RFLAGS + 1]!
   if (oldRflags !== rflags || oldRflagsHi !== 0) {
-    words[W_GUEST_RFLAGS] = rflags
-    words[W_GUEST_RFLAGS + 1] = 0
+    w[W_GUEST_RFLAGS] = rflags
+    w[W_GUEST_RFLAGS + 1] = 0
     // No entry check reads the arithmetic status flags: a change confined to them re-checks nothing.
     if (((oldRflags ^ rflags) & ~RFLAGS_STATUS_FLAGS) !== 0 || oldRflagsHi !== 0) checks.fieldChanged(O_GUEST_RFLAGS)
   }
-  saveSegments(cpu)
-  put(W_GUEST_GDTR_BASE, O_GUEST_GDTR_BASE, cpu.gdtrBaseLo >>> 0, cpu.gdtrBaseHi >>> 0)
-  put32(W_GUEST_GDTR_LIMIT, O_GUEST_GDTR_LIMIT, cpu.gdtrLimit)
-  put(W_GUEST_IDTR_BASE, O_GUEST_IDTR_BASE, cpu.idtrBaseLo >>> 0, cpu.idtrBaseHi >>> 0)
-  put32(W_GUEST_IDTR_LIMIT, O_GUEST_IDTR_LIMIT, cpu.idtrLimit)
+  put32(w, checks, W_GUEST_INTERRUPTIBILITY_INFO, O_GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility)
+  put32(w, checks, W_GUEST_ACTIVITY_STATE, O_GUEST_ACTIVITY_STATE, cpu.activityState)
+  saveSegments(cpu, w, target.page.halves, checks)
+  put(w, checks, W_GUEST_GDTR_BASE, O_GUEST_GDTR_BASE, cpu.gdtrBaseLo, cpu.gdtrBaseHi)
+  put32(w, checks, W_GUEST_GDTR_LIMIT, O_GUEST_GDTR_LIMIT, cpu.gdtrLimit)
+  put(w, checks, W_GUEST_IDTR_BASE, O_GUEST_IDTR_BASE, cpu.idtrBaseLo, cpu.idtrBaseHi)
+  put32(w, checks, W_GUEST_IDTR_LIMIT, O_GUEST_IDTR_LIMIT, cpu.idtrLimit)
   const msr = cpu.msr
-  put32(W_GUEST_SYSENTER_CS, O_GUEST_SYSENTER_CS, msr[MsrSlot.SYSENTER_CS * 2]!)
-  put(W_GUEST_SYSENTER_ESP, O_GUEST_SYSENTER_ESP, msr[MsrSlot.SYSENTER_ESP * 2]! >>> 0, msr[MsrSlot.SYSENTER_ESP * 2 + 1]! >>> 0)
-  put(W_GUEST_SYSENTER_EIP, O_GUEST_SYSENTER_EIP, msr[MsrSlot.SYSENTER_EIP * 2]! >>> 0, msr[MsrSlot.SYSENTER_EIP * 2 + 1]! >>> 0)
-  if ((exit & ExitControl.SAVE_IA32_EFER) !== 0) put(W_GUEST_IA32_EFER, O_GUEST_IA32_EFER, cpu.efer >>> 0, 0)
-  if ((exit & ExitControl.SAVE_IA32_PAT) !== 0) put(W_GUEST_IA32_PAT, O_GUEST_IA32_PAT, msr[MsrSlot.PAT * 2]! >>> 0, msr[MsrSlot.PAT * 2 + 1]! >>> 0)
-  put32(W_GUEST_INTERRUPTIBILITY_INFO, O_GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility)
-  put32(W_GUEST_ACTIVITY_STATE, O_GUEST_ACTIVITY_STATE, cpu.activityState)
+  put32(w, checks, W_GUEST_SYSENTER_CS, O_GUEST_SYSENTER_CS, msr[MsrSlot.SYSENTER_CS * 2]!)
+  put(w, checks, W_GUEST_SYSENTER_ESP, O_GUEST_SYSENTER_ESP, msr[MsrSlot.SYSENTER_ESP * 2]!, msr[MsrSlot.SYSENTER_ESP * 2 + 1]!)
+  put(w, checks, W_GUEST_SYSENTER_EIP, O_GUEST_SYSENTER_EIP, msr[MsrSlot.SYSENTER_EIP * 2]!, msr[MsrSlot.SYSENTER_EIP * 2 + 1]!)
+  if ((exit & ExitControl.SAVE_IA32_EFER) !== 0) put(w, checks, W_GUEST_IA32_EFER, O_GUEST_IA32_EFER, cpu.efer, 0)
+  if ((exit & ExitControl.SAVE_IA32_PAT) !== 0) put(w, checks, W_GUEST_IA32_PAT, O_GUEST_IA32_PAT, msr[MsrSlot.PAT * 2]!, msr[MsrSlot.PAT * 2 + 1]!)
   const pending = cpu.pendingDebugExceptions
-  if (pending === 0n) put(W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, 0, 0)
-  else put(W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, Number(pending & 0xffff_ffffn), Number(pending >> 32n))
+  if (pending === 0n) put(w, checks, W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, 0, 0)
+  else put(w, checks, W_GUEST_PENDING_DBG_EXCEPTIONS, O_GUEST_PENDING_DBG_EXCEPTIONS, Number(pending & 0xffff_ffffn), Number(pending >> 32n))
 }
 
 /**
