@@ -189,18 +189,20 @@ export class Machine {
         self.threadDone({ kind: "error", message: `vCPU ${index} setup: ${setupError}` })
         return
       }
+      // One description of KVM_RUN on this thread, run again at every iteration (Effects are
+      // immutable: nothing is built per exit).
+      const run = Effect.result(kvmRun(vcpu, thread))
       for (;;) {
         while (self.paused && !self.finished) yield* thread.block
         if (self.finished) break
-        const result = yield* Effect.result(kvmRun(vcpu, thread))
+        const result = yield* run
         if (result._tag === "Failure") {
           const error = result.failure
           if (error.errno === Errno.EINTR) continue
           self.threadDone({ kind: "error", message: error.message })
           return
         }
-        const run = vcpu.run
-        const exit = run.exit
+        const exit = vcpu.run.exit
         if (exit === undefined) continue
         if (exit.reason === KvmExit.IO) {
           self.bus.dispatch(exit.direction === 1, exit.port, exit.size, exit.count, exit.data)
@@ -216,7 +218,7 @@ export class Machine {
           self.finish({ kind: "shutdown" })
           break
         }
-        self.finish({ kind: "error", message: `vCPU ${index}: unhandled KVM exit ${run.exitReason}`, exitReason: run.exitReason, detail: exit })
+        self.finish({ kind: "error", message: `vCPU ${index}: unhandled KVM exit ${vcpu.run.exitReason}`, exitReason: vcpu.run.exitReason, detail: exit })
         break
       }
       self.threadDone({ kind: "halted" })
