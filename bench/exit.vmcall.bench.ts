@@ -8,6 +8,8 @@
 //   exit.vmcall.vs-blocks    the same round trip; calibration: instruction with blocks on
 //   exit.vmx.transition      VMX's own share: VMRESUME -> VM exit with no guest instruction
 //                            (VMX-preemption timer 0), ns; calibration: interpreter instruction
+//   exit.vmcall.full-save    the round trip when the guest changed system state (SWAPGS) before
+//                            each VMCALL, so every exit saves the whole guest-state area
 import { readFileSync } from "node:fs"
 import { bestRate, type Benchmark, type Figure, result, verify } from "./harness.ts"
 import { VmcsField as F } from "../src/arch/vmx/vmcs-fields.ts"
@@ -37,8 +39,12 @@ const guestMemory = (code: Uint8Array): GuestMemory => {
   return memory
 }
 
+const VMCALL_LOOP = "top: vmcall\ninc rbx\njmp top"
+/** SWAPGS writes GS base and IA32_KERNEL_GS_BASE: system state the exit must save. */
+const SWAPGS_VMCALL_LOOP = "top: swapgs\nvmcall\ninc rbx\njmp top"
+
 /** A 64-bit CPL0 guest at 0x100000 on a VMCS set up as a minimal VMM would (no exits but VMCALL's). */
-export const launchedVmcall = (): { lp: LogicalProcessor; core: CpuState } => {
+export const launchedVmcall = (guest: string = VMCALL_LOOP): { lp: LogicalProcessor; core: CpuState } => {
   const caps = new VmxCapabilities()
   const lp = new LogicalProcessor(0, new VmxPlatform(new HostPhysicalMemory()), caps)
   lp.root.cr4 |= 1n << 13n
@@ -91,7 +97,7 @@ export const launchedVmcall = (): { lp: LogicalProcessor; core: CpuState } => {
   w(F.GUEST_TR_LIMIT, 0x67)
   w(F.GUEST_LDTR_AR_BYTES, 0x10000)
   // The guest: count VMCALLs in RBX forever.
-  const code = assemble("BITS 64\nORG 0x100000\ntop: vmcall\ninc rbx\njmp top\n").bytes
+  const code = assemble(`BITS 64\nORG 0x100000\n${guest}\n`).bytes
   const core = new CpuState(guestMemory(code))
   lp.core = core
   verify("exit.vmcall", "first VMLAUNCH", VmxStatus.VmExit, lp.vmlaunch(100))
@@ -159,6 +165,18 @@ const roundTripNs = (): number => {
   return roundTrip
 }
 
+/** ns per round trip when every exit must save the whole guest-state area. */
+const fullSaveRoundTripNs = (): number => {
+  const { lp, core } = launchedVmcall(SWAPGS_VMCALL_LOOP)
+  const before = core.getReg(Reg.RBX)
+  verify("exit.vmcall.full-save", "VMCALL exits", ROUND_TRIPS, roundTrips(lp, ROUND_TRIPS))
+  verify("exit.vmcall.full-save", "guest-counted VMCALLs", before + BigInt(ROUND_TRIPS), core.getReg(Reg.RBX))
+  return 1e9 / bestRate(() => {
+    const n = roundTrips(lp, ROUND_TRIPS)
+    if (n !== ROUND_TRIPS) throw new Error(`exit.vmcall.full-save: ${n} exits instead of ${ROUND_TRIPS}`)
+  }, ROUND_TRIPS, 600)
+}
+
 /** ns per VMRESUME -> preemption-timer exit with no guest instruction: VMX's entry and exit alone. */
 const transitionNs = (): number => {
   const { lp, core } = launchedVmcall()
@@ -187,6 +205,11 @@ const benchmarks: ReadonlyArray<Benchmark> = [
     name: "exit.vmcall.vs-blocks",
     description: "the exit.vmcall round trip against one loop.asm instruction with compiled blocks on (guest.loop's mode), for comparison",
     run: () => result("exit.vmcall.vs-blocks", "ns", roundTripNs(), guestInstructionNs(true)),
+  },
+  {
+    name: "exit.vmcall.full-save",
+    description: "the exit.vmcall round trip with SWAPGS before each VMCALL, so every exit saves the whole guest-state area, ns; calibration: one loop.asm instruction on the interpreter",
+    run: () => result("exit.vmcall.full-save", "ns", fullSaveRoundTripNs(), interpreterInstruction()),
   },
   {
     name: "exit.vmx.transition",
