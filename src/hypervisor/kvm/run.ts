@@ -367,15 +367,33 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   }
 }
 
-/** kvm_exit: after a real exit the record holds what VM exit just stored in VM_EXIT_INTR_INFO / _ERROR_CODE. */
+const W_EXIT_INTR_INFO = byteOffset[F.VM_EXIT_INTR_INFO]! >>> 2
+const W_EXIT_INTR_ERROR_CODE = byteOffset[F.VM_EXIT_INTR_ERROR_CODE]! >>> 2
+/** Valid, hardware exception, error code delivered (is_exception_with_error_code). */
+const EXCEPTION_WITH_ERROR_CODE = 0x80000b00
+const EXCEPTION_WITH_ERROR_CODE_MASK = 0x80000f00
+
+/**
+ * kvm_exit with what vmx_get_exit_info reports: info1 is the exit qualification; before 5.10
+ * info2 is VM_EXIT_INTR_INFO; from 5.10 (linux-6.x) info2 is the IDT-vectoring information,
+ * intr_info VM_EXIT_INTR_INFO and error_code VM_EXIT_INTR_ERROR_CODE for a hardware exception that
+ * delivers one, all three 0 after a failed VM entry.
+ */
 const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpu: number, pid: number, exitReason: number): void => {
   const regs = vcpu.regs
-  const x = regs.exit
-  const failed = (exitReason & 0x80000000) !== 0
-  const intrInfo = failed ? lp.vmreadLo(F.VM_EXIT_INTR_INFO) : x.interruptionInformation >>> 0
-  const errorCode = failed ? lp.vmreadLo(F.VM_EXIT_INTR_ERROR_CODE) : x.interruptionErrorCode >>> 0
+  const words = lp.view.page.words
+  const exitIntrInfo = words[W_EXIT_INTR_INFO]!
+  let info2 = 0
+  let intrInfo = 0
+  let errorCode = 0
+  if (vcpu.vm.kvm.profile.traceEra === "A") info2 = exitIntrInfo
+  else if ((exitReason & 0x80000000) === 0) {
+    info2 = words[W_IDT_VECTORING_INFO]!
+    intrInfo = exitIntrInfo
+    if ((exitIntrInfo & EXCEPTION_WITH_ERROR_CODE_MASK) >>> 0 === EXCEPTION_WITH_ERROR_CODE) errorCode = words[W_EXIT_INTR_ERROR_CODE]!
+  }
   const rip = regs.rip
   // RIP is kept sign-extended from bit 47; below 4 GiB it is its own low half.
   const ripHi = rip >= 0 && rip < TWO32 ? 0 : Math.floor(rip / TWO32)
-  vcpu.vm.kvm.trace.exit(cpu, pid, vcpu.id, exitReason, ripHi === 0 ? rip : (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, x.qualificationLo >>> 0, x.qualificationHi >>> 0, 0, 0, intrInfo, errorCode)
+  vcpu.vm.kvm.trace.exit(cpu, pid, vcpu.id, exitReason, ripHi === 0 ? rip : (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, lp.lastExitQualificationLo >>> 0, lp.lastExitQualificationHi >>> 0, info2, 0, intrInfo, errorCode)
 }
