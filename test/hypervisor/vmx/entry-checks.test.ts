@@ -278,6 +278,24 @@ describe("incremental entry checks", () => {
     [F.VM_ENTRY_INTR_INFO_FIELD, [0n, 0x80000300n | 14n, 0x80000b0en, 0x80000020n]],
     [F.VMCS_LINK_POINTER, [0xffff_ffff_ffff_ffffn, 0x1000n]],
     [F.CR3_TARGET_COUNT, [0n, 4n, 5n]],
+    // Segment registers: each field of the segment checks (selectors, bases, limits, rights).
+    [F.GUEST_CS_SELECTOR, [0x8n, 0xbn, 0x4n]],
+    [F.GUEST_SS_SELECTOR, [0x10n, 0x13n, 0n]],
+    [F.GUEST_CS_AR_BYTES, [0xa09bn, 0xa0fbn, 0xc09bn, 0xe09bn, 0xa093n, 0xa09fn]],
+    [F.GUEST_SS_AR_BYTES, [0xc093n, 0xc0f3n, 0x10000n, 0xc097n, 0xc09bn]],
+    [F.GUEST_DS_AR_BYTES, [0xc093n, 0x10000n, 0xc091n, 0x9bn, 0xc09an]],
+    [F.GUEST_GS_AR_BYTES, [0xc093n, 0x10000n, 0x8093n]],
+    // With G = 1 the limit's low 12 bits must be ones: 0xffff0000 breaks the granularity rule.
+    [F.GUEST_CS_LIMIT, [0xffff_ffffn, 0xfffffn, 0xffff_0000n]],
+    [F.GUEST_SS_LIMIT, [0xffff_ffffn, 0xfffffn, 0xffff_0000n]],
+    [F.GUEST_GS_LIMIT, [0xffff_ffffn, 0xfffn, 0xffff_0000n]],
+    [F.GUEST_CS_BASE, [0n, 0x1_0000_0000n]],
+    [F.GUEST_SS_BASE, [0n, 0x1_0000_0000n]],
+    [F.GUEST_GS_BASE, [0n, 0x8000_0000_0000n, 0xffff_8000_0000_0000n]],
+    [F.GUEST_LDTR_SELECTOR, [0n, 0x4n, 0x20n]],
+    [F.GUEST_LDTR_AR_BYTES, [0x10000n, 0x82n, 0x8an]],
+    [F.GUEST_LDTR_BASE, [0n, 0x8000_0000_0000n]],
+    [F.GUEST_TR_SELECTOR, [0x18n, 0x1cn]],
   ]
   const command = fc.oneof(
     fc.record({ kind: fc.constant("write" as const), field: fc.nat(writes.length - 1), choice: fc.nat(10) }),
@@ -306,6 +324,28 @@ describe("incremental entry checks", () => {
           }
         }
         expect(firstFailingCheck(lp.checkContext, lp.current!.checks)).toBe(firstFailingCheck(lp.checkContext, null))
+      }),
+      { numRuns: 400 },
+    )
+  })
+  // From a valid VMCS whose checks are all clean, one changed field can only make checks that
+  // read it fail: an incremental run misses the failure exactly when a check under-declares its
+  // fields. Each write is then undone, which must pass again.
+  it("one field changed from a valid VMCS fails the same check incrementally as in a full run", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(writes.length - 1), fc.nat(10)), { minLength: 1, maxLength: 30 }), (changes) => {
+        const lp = freshLp()
+        const state = lp.current!.checks
+        expect(firstFailingCheck(lp.checkContext, state)).toBe(-1)
+        for (const [field, choice] of changes) {
+          const [encoding, values] = writes[field]!
+          expect(lp.vmread(encoding)).toBe(VmxStatus.Succeed)
+          const original = lp.value
+          lp.vmwrite(encoding, values[choice % values.length]!)
+          expect(firstFailingCheck(lp.checkContext, state)).toBe(firstFailingCheck(lp.checkContext, null))
+          lp.vmwrite(encoding, original)
+          expect(firstFailingCheck(lp.checkContext, state)).toBe(-1)
+        }
       }),
       { numRuns: 300 },
     )
