@@ -45,8 +45,8 @@ const MEMORY_PREDICATES: ReadonlyArray<(ctx: CheckContext) => boolean> = checkRu
 
 /**
  * Per-VMCS bookkeeping for incremental checking (lives beside the region, not in it): which
- * checks must run again, as flags and as a list, so an entry visits only those and the
- * always-run checks instead of scanning every check.
+ * checks must run again, as flags and as a list, so an entry visits only those instead of
+ * scanning every check.
  */
 export class EntryCheckState {
   /** 1 when the check's inputs changed since it last passed (or it failed). */
