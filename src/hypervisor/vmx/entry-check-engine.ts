@@ -42,6 +42,8 @@ const PROCESSOR_CHECKS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule,
 /** Checks that may read memory, with the predicate saying whether they do at this entry. */
 const MEMORY_CHECKS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.readsMemory !== null ? [index] : [])))
 const MEMORY_PREDICATES: ReadonlyArray<(ctx: CheckContext) => boolean> = checkRules.flatMap((rule) => (rule.readsMemory !== null ? [rule.readsMemory] : []))
+/** 1 for the checks in MEMORY_CHECKS. */
+const IS_MEMORY_CHECK = Uint8Array.from(checkRules, (rule) => (rule.readsMemory !== null ? 1 : 0))
 
 /**
  * Per-VMCS bookkeeping for incremental checking (lives beside the region, not in it): which
@@ -58,6 +60,13 @@ export class EntryCheckState {
   caps: VmxCapabilities | null = null
   /** The processor version the clean verdicts of PROCESSOR_CHECKS were computed against. */
   processorVersion = -1
+  /**
+   * The memory predicates must be asked at the next entry: a field of a memory-reading check
+   * changed, or a predicate said its check reads memory (then it runs at every entry until a
+   * predicate says otherwise). A predicate reads only its check's fields, so while this is false
+   * the answer is still "no memory read".
+   */
+  memoryArmed = true
 
   constructor() {
     this.markAllDirty()
@@ -81,10 +90,12 @@ export class EntryCheckState {
         dirty[check] = 1
         this.pending[this.pendingCount++] = check
       }
+      if (IS_MEMORY_CHECK[check] === 1) this.memoryArmed = true
     }
   }
 
   markAllDirty(): void {
+    this.memoryArmed = true
     this.dirty.fill(1)
     for (let i = 0; i < CHECK_COUNT; i++) this.pending[i] = i
     this.pendingCount = CHECK_COUNT
@@ -113,7 +124,16 @@ export const firstFailingCheck = (ctx: CheckContext, state: EntryCheckState | nu
     for (let i = 0; i < PROCESSOR_CHECKS.length; i++) state.markDirty(PROCESSOR_CHECKS[i]!)
     state.processorVersion = processorVersion
   }
-  for (let i = 0; i < MEMORY_CHECKS.length; i++) if (MEMORY_PREDICATES[i]!(ctx)) state.markDirty(MEMORY_CHECKS[i]!)
+  if (state.memoryArmed) {
+    let reads = false
+    for (let i = 0; i < MEMORY_CHECKS.length; i++) {
+      if (MEMORY_PREDICATES[i]!(ctx)) {
+        state.markDirty(MEMORY_CHECKS[i]!)
+        reads = true
+      }
+    }
+    state.memoryArmed = reads
+  }
   const pending = state.pending
   const dirty = state.dirty
   const count = state.pendingCount

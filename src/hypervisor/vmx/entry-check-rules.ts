@@ -35,7 +35,7 @@ export interface CheckRule {
   readonly readsProcessor: boolean
   /**
    * Whether the check reads memory at this entry (then it runs at every entry; memory is not
-   * versioned), or null for a check that never does.
+   * versioned), or null for a check that never does. Reads only the check's own fields.
    */
   readonly readsMemory: ((ctx: CheckContext) => boolean) | null
   readonly passes: (ctx: CheckContext) => boolean
