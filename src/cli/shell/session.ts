@@ -218,7 +218,6 @@ export class ShellSession {
             const r = this.sim.sysfs.fs.writeFile(`/sys/kernel/tracing/events/kvm/${name}/enable`, on === "on" ? "1\n" : "0\n")
             if (r < 0) return fail(`trace: ${name}: ${strerror(r)}`)
           }
-          this.sim.sink.sync()
           return { out: "", status: 0 }
         })
       case "help":

@@ -73,12 +73,6 @@ export const vcpuInfoNumber = (profile: KernelProfileName, requested?: number): 
 export type Limit = "steps" | "exits"
 
 export class SimHost {
-  /**
-   * What the shell's `trace on|off` calls after changing the enable switches. Nothing needs
-   * refreshing any more — KVM reads the tracer's switches directly and exits are watched through
-   * kvm.hooks.vmExit — so sync() does nothing; it stays until the shell no longer calls it.
-   */
-  readonly sink = { sync: (): void => {} }
   machine: Machine | undefined
   guest: GuestOptions | undefined
   /** Exits of the machine's VM seen by the exit observer since the machine started. */
