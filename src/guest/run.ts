@@ -515,6 +515,30 @@ const loop = (k: Engine, limit: number): RunOutcome => {
               pc = next
               break
             }
+            // 32-bit register moves and MOV r32/r64, imm (hypercall setup: `mov eax, nr`,
+            // `mov ebx, ecx`): a 32-bit destination zero-extends into bits 63:32.
+            if (op === /* Op.MOV_R_I */ 28) {
+              const size = D[i + /* F_OSZ */ 3]!
+              if (size >= 4) {
+                const d = D[i + /* F_REG */ 6]!
+                lo[d] = D[i + /* F_IMMLO */ 13]!
+                hi[d] = size === 8 ? D[i + /* F_IMMHI */ 14]! : 0
+                pc = next
+                break
+              }
+            } else if (op === /* Op.MOV_RM_R */ 25 && D[i + /* F_OSZ */ 3] === 4 && (D[i + /* F_FLAGS */ 15]! & /* FL_MEM */ 1) === 0) {
+              const d = D[i + /* F_RM */ 7]!
+              lo[d] = lo[D[i + /* F_REG */ 6]!]!
+              hi[d] = 0
+              pc = next
+              break
+            } else if (op === /* Op.MOV_R_RM */ 26 && D[i + /* F_OSZ */ 3] === 4 && (D[i + /* F_FLAGS */ 15]! & /* FL_MEM */ 1) === 0) {
+              const d = D[i + /* F_REG */ 6]!
+              lo[d] = lo[D[i + /* F_RM */ 7]!]!
+              hi[d] = 0
+              pc = next
+              break
+            }
             rip = base + pc
             cpu.rip = rip
             const r = executeSlow_(k, D, i, rip, base + next)
