@@ -130,7 +130,6 @@ export class LogicalProcessor implements OutcomeSource {
   shutdown = false
   /** VM exits completed on this processor. */
   exits = 0
-  /** @internal */ memoryGeneration = -1
   /**
    * The VMCS whose host-state area the root state was last loaded from, with the root state's
    * version and the exit controls then: while all three hold, a VM exit has nothing to copy.
@@ -574,6 +573,7 @@ export class LogicalProcessor implements OutcomeSource {
 
   /** INVEPT/INVVPID drop the cached translations of the guest core loaded here. */
   private onTranslationsInvalidated(): void {
+    this.platform.translationInvalidations++
     if (this.core !== null) this.core.flushTlb()
   }
 }

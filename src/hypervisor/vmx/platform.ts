@@ -30,6 +30,14 @@ export class ActiveVmcs {
   /** A VMWRITE changed a host-state field since a VM exit last loaded the host state from here. */
   hostWritten = true
   savedGeneration = -1
+  /**
+   * The translation context syncedCore's TLB was filled under at this VMCS's last entry: the EPT
+   * pointer (-1 with EPT off) and the platform's INVEPT/INVVPID count. Each register file keeps
+   * its own TLB (tagged by VPID/EPTP on real hardware), so switching VMCSs on a processor keeps
+   * the other vCPUs' translations; only a change of this context (or of the pair) flushes.
+   */
+  translationEpt = -2
+  translationInvalidations = -1
 
   constructor(address: number, ownerId: number) {
     this.address = address
@@ -41,6 +49,8 @@ export class VmxPlatform {
   readonly memory: HostPhysicalMemory
   private readonly active = new Map<number, ActiveVmcs>()
   private sessions = 0
+  /** INVEPT/INVVPID executed on any processor: every register file flushes at its next entry. */
+  translationInvalidations = 0
 
   constructor(memory: HostPhysicalMemory) {
     this.memory = memory

@@ -138,13 +138,15 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   const view = lp.view
   // The register file still holds what the last exit of this VMCS saved unless another VMCS ran
   // on it, or this VMCS ran on another register file, since: then only the fields VMWRITE
-  // changed need loading.
-  let flush = false
+  // changed need loading. Its TLB holds translations made under this VMCS only while that pair
+  // holds; otherwise it starts over.
+  const pairKept = current.syncedCore === core
+  let flush = !pairKept
   const guestWrites = current.guestWrites
-  if (current.syncedCore === core && (guestWrites & GuestWrites.OTHER) === 0) {
+  if (pairKept && (guestWrites & GuestWrites.OTHER) === 0) {
     if (guestWrites !== 0) loadChangedGuestState(view, core, guestWrites)
   } else {
-    flush = loadGuestState(view, core)
+    if (loadGuestState(view, core)) flush = true
     claim(core, current)
     current.savedGeneration = -1
   }
@@ -162,16 +164,23 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   if (launch) lp.setLaunched()
   const intercepts = lp.intercepts
   if (current.controlsWritten || intercepts.configuredFrom !== current || intercepts.configuredCaps !== lp.caps) {
-    if (intercepts.configure(view, lp.caps.preemptionTimerShift, (lp.caps.eptVpidCap & 1n) !== 0n)) flush = true
+    // Its own answer compares with whatever VMCS this processor ran last; the TLB is the core's.
+    intercepts.configure(view, lp.caps.preemptionTimerShift, (lp.caps.eptVpidCap & 1n) !== 0n)
+    if (intercepts.eptPointer !== current.translationEpt) {
+      current.translationEpt = intercepts.eptPointer
+      flush = true
+    }
     intercepts.configuredFrom = current
     intercepts.configuredCaps = lp.caps
     current.controlsWritten = false
   } else {
     intercepts.reloadPreemptionTimer(view, lp.caps.preemptionTimerScale)
   }
-  if (flush || core.memory.generation !== lp.memoryGeneration) {
+  // A change of the core's memory slots flushes in the core itself (runBatch, translate).
+  const invalidations = lp.platform.translationInvalidations
+  if (flush || current.translationInvalidations !== invalidations) {
     core.flushTlb()
-    lp.memoryGeneration = core.memory.generation
+    current.translationInvalidations = invalidations
   }
   core.intercepts = intercepts
   lp.nonRoot = true

@@ -60,8 +60,8 @@ export class VmxIntercepts implements Intercepts {
   private tscOffsetHi = -1
   private readonly memory: HostPhysicalMemory
   readonly ept: EptWalker
-  private eptpLo = -1
-  private eptpHi = -1
+  /** The EPT pointer in force as one number, or -1 with EPT off. */
+  eptPointer = -1
 
   constructor(memory: HostPhysicalMemory) {
     this.memory = memory
@@ -69,10 +69,10 @@ export class VmxIntercepts implements Intercepts {
   }
 
   /**
-   * Reads the controls from the VMCS at VM entry. Returns true when the guest's cached
-   * translations must be dropped (EPT turned on/off or the EPT pointer changed).
+   * Reads the controls from the VMCS at VM entry. Whether the core's cached translations survive
+   * is VM entry's question (eptPointer against the VMCS's own record), not this policy's.
    */
-  configure(view: VmcsView, preemptionShift: number, executeOnlyEpt: boolean): boolean {
+  configure(view: VmcsView, preemptionShift: number, executeOnlyEpt: boolean): void {
     const pin = view.lo(F.PIN_BASED_VM_EXEC_CONTROL)
     const primary = view.lo(F.CPU_BASED_VM_EXEC_CONTROL)
     const secondary = (primary & PrimaryControl.ACTIVATE_SECONDARY_CONTROLS) !== 0 ? view.lo(F.SECONDARY_VM_EXEC_CONTROL) : 0
@@ -117,21 +117,17 @@ export class VmxIntercepts implements Intercepts {
       this.cr3Targets[i] = view.lo(targets[i]!)
       this.cr3TargetsHi[i] = view.hi(targets[i]!)
     }
-    let flush = false
     if ((secondary & SecondaryControl.ENABLE_EPT) !== 0) {
       const lo = view.lo(F.EPT_POINTER)
       const hi = view.hi(F.EPT_POINTER)
-      if (this.guestPhysical === null || lo !== this.eptpLo || hi !== this.eptpHi) flush = true
-      this.eptpLo = lo
-      this.eptpHi = hi
       this.ept.setEptp(lo, hi)
       this.ept.executeOnly = executeOnlyEpt
       this.guestPhysical = this.ept
+      this.eptPointer = (hi >>> 0) * TWO32 + (lo >>> 0)
     } else {
-      if (this.guestPhysical !== null) flush = true
+      this.eptPointer = -1
       this.guestPhysical = null
     }
-    return flush
   }
 
   /** Re-arms the VMX-preemption timer from the VMCS (every entry reads it). */
