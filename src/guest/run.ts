@@ -57,7 +57,19 @@ export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
   let timerStops = false
   let mtf = false
   if (ic !== null) {
-    cpu.attention = 1
+    // The boundary work intercepts add (window exits, pending NMIs and interrupts exiting, a
+    // shadow or activity state the entry loaded) is needed only when one of those is there:
+    // KVM always sets NMI and external-interrupt exiting, and nothing is pending at most entries.
+    if (
+      ic.interruptWindowExiting ||
+      ic.nmiWindowExiting ||
+      cpu.nmiPending ||
+      cpu.irrCount > 0 ||
+      (cpu.interruptibility & 3) !== 0 ||
+      cpu.activityState !== ActivityState.ACTIVE
+    ) {
+      cpu.attention = 1
+    }
     const t = ic.preemptionTimerRemaining
     if (t >= 0 && t <= limit) {
       limit = t
