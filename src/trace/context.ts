@@ -30,6 +30,12 @@ export const IRQS_OFF_CONTEXT: TraceContext = TraceFlag.IRQS_OFF
 export interface TraceClockSource {
   nowNs(): number
   nowOn?(cpu: number): number
+  /**
+   * The per-CPU local times `nowOn` reads, when the clock keeps them in one array (the host's
+   * VirtualClock does): the KVM writers then read a CPU's time with one load. Must always hold
+   * exactly what `nowOn(cpu)` returns.
+   */
+  readonly cpuNs?: Float64Array
 }
 
 /** pid → comm, like the kernel's saved_cmdlines cache; undefined when the pid is not known. */

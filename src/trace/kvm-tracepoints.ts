@@ -7,16 +7,16 @@
 // the time stamp comes from Tracer.writeStamp (one field test for the usual local clock),
 // reserve and the commit accounting are one step (CpuRingBuffer.reserveSmallCommitted), and
 // every payload word is stored explicitly — era fields a record lacks and padding as zeros —
-// so a reused page never leaks old bytes.
+// so a reused page never leaks old bytes. kvm_entry, kvm_exit and kvm_hypercall — the records of
+// every traced VM round trip — are written by per-CPU writers (kvm-cpu-writer.ts), which hot
+// callers may hold themselves (`forCpu`).
 
 import type { TraceContext } from "./context.ts"
 import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX, type KvmEventName } from "./kvm-events.ts"
 import { MAX_SMALL_PAYLOAD, recordLength } from "./ring-buffer.ts"
 import type { Tracer } from "./tracer.ts"
+import { KvmCpuWriter } from "./kvm-cpu-writer.ts"
 
-const I_ENTRY = KVM_EVENT_NAMES.indexOf("kvm_entry")
-const I_EXIT = KVM_EVENT_NAMES.indexOf("kvm_exit")
-const I_HYPERCALL = KVM_EVENT_NAMES.indexOf("kvm_hypercall")
 const I_PIO = KVM_EVENT_NAMES.indexOf("kvm_pio")
 const I_CPUID = KVM_EVENT_NAMES.indexOf("kvm_cpuid")
 const I_MSR = KVM_EVENT_NAMES.indexOf("kvm_msr")
@@ -25,9 +25,6 @@ const I_INJ_EXCEPTION = KVM_EVENT_NAMES.indexOf("kvm_inj_exception")
 const I_INJ_VIRQ = KVM_EVENT_NAMES.indexOf("kvm_inj_virq")
 const I_USERSPACE_EXIT = KVM_EVENT_NAMES.indexOf("kvm_userspace_exit")
 const I_VCPU_WAKEUP = KVM_EVENT_NAMES.indexOf("kvm_vcpu_wakeup")
-const ID_ENTRY = KVM_EVENT_IDS.kvm_entry
-const ID_EXIT = KVM_EVENT_IDS.kvm_exit
-const ID_HYPERCALL = KVM_EVENT_IDS.kvm_hypercall
 const ID_PIO = KVM_EVENT_IDS.kvm_pio
 const ID_CPUID = KVM_EVENT_IDS.kvm_cpuid
 const ID_MSR = KVM_EVENT_IDS.kvm_msr
@@ -44,9 +41,6 @@ export class KvmTracepoints {
   private readonly eraD: boolean
   private readonly enabledSwitch: Uint8Array
   // Record length in a page of each event in this era (recordLength of its payload).
-  private readonly entryLength: number
-  private readonly exitLength: number
-  private readonly hypercallLength: number
   private readonly pioLength: number
   private readonly cpuidLength: number
   private readonly msrLength: number
@@ -55,6 +49,7 @@ export class KvmTracepoints {
   private readonly injVirqLength: number
   private readonly userspaceExitLength: number
   private readonly vcpuWakeupLength: number
+  private readonly cpuWriters: ReadonlyArray<KvmCpuWriter>
 
   constructor(private readonly tracer: Tracer) {
     this.eraD = tracer.era === "D"
@@ -66,9 +61,10 @@ export class KvmTracepoints {
       if (event.id !== KVM_EVENT_IDS[name]) throw new Error(`${name}: id ${event.id} is not ${KVM_EVENT_IDS[name]}`)
       return recordLength(event.payloadBytes)
     }
-    this.entryLength = length("kvm_entry")
-    this.exitLength = length("kvm_exit")
-    this.hypercallLength = length("kvm_hypercall")
+    // kvm_entry, kvm_exit and kvm_hypercall are written by the per-CPU writers: checked here too.
+    length("kvm_entry")
+    length("kvm_exit")
+    length("kvm_hypercall")
     this.pioLength = length("kvm_pio")
     this.cpuidLength = length("kvm_cpuid")
     this.msrLength = length("kvm_msr")
@@ -77,6 +73,7 @@ export class KvmTracepoints {
     this.injVirqLength = length("kvm_inj_virq")
     this.userspaceExitLength = length("kvm_userspace_exit")
     this.vcpuWakeupLength = length("kvm_vcpu_wakeup")
+    this.cpuWriters = Array.from({ length: tracer.cpuCount }, (_, cpu) => new KvmCpuWriter(tracer, cpu))
   }
 
   /** Whether an event is enabled (callers may skip gathering fields when it is not). */
@@ -104,20 +101,14 @@ export class KvmTracepoints {
     return w
   }
 
+  /** The writer of `cpu`'s records (what entry, exit and hypercall use; hot callers may hold it). */
+  forCpu(cpu: number): KvmCpuWriter {
+    return this.cpuWriters[cpu]!
+  }
+
   /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
   entry(cpu: number, pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
-    const w = this.begin(cpu, pid, ctx, I_ENTRY, ID_ENTRY, this.entryLength)
-    if (w < 0) return false
-    const ring = this.tracer.rings[cpu]!
-    const words = ring.words
-    words[w + 2] = vcpuId
-    if (this.eraD) {
-      words[w + 3] = 0
-      words[w + 4] = ripLo
-      words[w + 5] = ripHi
-    }
-    if (ring.onCommit !== undefined) ring.wakeReaders()
-    return true
+    return this.cpuWriters[cpu]!.entry(pid, ctx, vcpuId, ripLo, ripHi)
   }
 
   /** kvm_exit; exitReason is the full 32-bit exit-reason field (bit 31 = failed VM entry). */
@@ -126,28 +117,7 @@ export class KvmTracepoints {
     ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
     intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
   ): boolean {
-    const w = this.begin(cpu, pid, ctx, I_EXIT, ID_EXIT, this.exitLength)
-    if (w < 0) return false
-    const ring = this.tracer.rings[cpu]!
-    const words = ring.words
-    words[w + 2] = exitReason
-    words[w + 3] = 0
-    words[w + 4] = ripLo
-    words[w + 5] = ripHi
-    words[w + 6] = isa
-    words[w + 7] = 0
-    words[w + 8] = info1Lo
-    words[w + 9] = info1Hi
-    words[w + 10] = info2Lo
-    words[w + 11] = info2Hi
-    if (this.eraD) {
-      words[w + 12] = intrInfo
-      words[w + 13] = errorCode
-      words[w + 14] = vcpuId
-      words[w + 15] = 0
-    }
-    if (ring.onCommit !== undefined) ring.wakeReaders()
-    return true
+    return this.cpuWriters[cpu]!.exit(pid, ctx, vcpuId, exitReason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode, isa)
   }
 
   /** kvm_hypercall: nr and a0..a3 (RAX, RBX, RCX, RDX, RSI) as halves. */
@@ -155,22 +125,7 @@ export class KvmTracepoints {
     cpu: number, pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
     a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
   ): boolean {
-    const w = this.begin(cpu, pid, ctx, I_HYPERCALL, ID_HYPERCALL, this.hypercallLength)
-    if (w < 0) return false
-    const ring = this.tracer.rings[cpu]!
-    const words = ring.words
-    words[w + 2] = nrLo
-    words[w + 3] = nrHi
-    words[w + 4] = a0Lo
-    words[w + 5] = a0Hi
-    words[w + 6] = a1Lo
-    words[w + 7] = a1Hi
-    words[w + 8] = a2Lo
-    words[w + 9] = a2Hi
-    words[w + 10] = a3Lo
-    words[w + 11] = a3Hi
-    if (ring.onCommit !== undefined) ring.wakeReaders()
-    return true
+    return this.cpuWriters[cpu]!.hypercall(pid, ctx, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
   }
 
   /** kvm_pio: one port access (count > 1 for string I/O). */

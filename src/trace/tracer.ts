@@ -30,7 +30,7 @@ export type TraceClockName = (typeof TRACE_CLOCKS_6_X)[number]
 const MARKER_SYMBOL = "tracing_mark_write"
 // Records carry kernel-like addresses: ip/fmt = 0xffffffff_c0000000 + 16 × index.
 const ADDRESS_LOW_BASE = 0xc000_0000
-const ADDRESS_HIGH = 0xffff_ffff
+export const ADDRESS_HIGH = 0xffff_ffff
 
 export interface TracerOptions {
   readonly cpuCount: number
@@ -166,6 +166,8 @@ export class Tracer {
 
   private waiters: Array<() => void> = []
   private readonly wake = (): void => this.wakeReaders()
+  /** Copies of writeGate kept by per-CPU writers (mirrorWriteGate). */
+  private readonly gateMirrors: Array<{ gate: number }> = []
 
   constructor(options: TracerOptions) {
     if (!Number.isInteger(options.cpuCount) || options.cpuCount < 1) throw new RangeError(`cpuCount must be a positive integer, got ${options.cpuCount}`)
@@ -228,7 +230,18 @@ export class Tracer {
 
   private updateWriteGate(): void {
     const recording = this.tracingOnSwitch && this.stoppers === 0
-    this.writeGate = !recording || this.clockMode > 1 ? 2 : this.clockMode === 0 && this.hasLocalClocks ? 0 : 1
+    const gate = !recording || this.clockMode > 1 ? 2 : this.clockMode === 0 && this.hasLocalClocks ? 0 : 1
+    this.writeGate = gate
+    for (const mirror of this.gateMirrors) mirror.gate = gate
+  }
+
+  /**
+   * Keeps `mirror.gate` equal to the write gate from now on (0: recording with the per-CPU local
+   * clock): per-CPU writers hold it in their own first field so that a record need not touch the tracer.
+   */
+  mirrorWriteGate(mirror: { gate: number }): void {
+    this.gateMirrors.push(mirror)
+    mirror.gate = this.writeGate
   }
 
   /**

@@ -315,7 +315,7 @@ const handleVmcall: ExitHandler = (vcpu, lp) => {
   const r = vcpu.regs
   const trace = kvm.trace
   if (trace.on[KvmEvent.hypercall] === 1) {
-    trace.hypercall(cpuOf(vcpu), pidOf(vcpu), r.lo[Reg.RAX]! >>> 0, r.hi[Reg.RAX]! >>> 0, r.lo[Reg.RBX]! >>> 0, r.hi[Reg.RBX]! >>> 0, r.lo[Reg.RCX]! >>> 0, r.hi[Reg.RCX]! >>> 0, r.lo[Reg.RDX]! >>> 0, r.hi[Reg.RDX]! >>> 0, r.lo[Reg.RSI]! >>> 0, r.hi[Reg.RSI]! >>> 0)
+    trace.forCpu(cpuOf(vcpu)).hypercall(pidOf(vcpu), r.lo[Reg.RAX]! >>> 0, r.hi[Reg.RAX]! >>> 0, r.lo[Reg.RBX]! >>> 0, r.hi[Reg.RBX]! >>> 0, r.lo[Reg.RCX]! >>> 0, r.hi[Reg.RCX]! >>> 0, r.lo[Reg.RDX]! >>> 0, r.hi[Reg.RDX]! >>> 0, r.lo[Reg.RSI]! >>> 0, r.hi[Reg.RSI]! >>> 0)
     vcpu.thread?.charge(Cost.traceNs)
   }
   const longMode = r.longModeActive && (r.segAttr[1]! & (1 << 13)) !== 0

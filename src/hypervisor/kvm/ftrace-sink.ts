@@ -9,13 +9,31 @@ import { FormatError } from "../../trace/printf.ts"
 import type { TraceShape } from "../../trace/service.ts"
 import type { PrintkSite, Tracer } from "../../trace/tracer.ts"
 import type { KvmTracepoints } from "../../trace/kvm-tracepoints.ts"
+import type { KvmCpuWriter } from "../../trace/kvm-cpu-writer.ts"
 import { KvmEvent } from "./trace-sink.ts"
-import type { KvmTraceSink } from "./trace-sink.ts"
+import type { KvmCpuTraceSink, KvmTraceSink } from "./trace-sink.ts"
 
 // The sink's event indices are the tracer's: checked once here rather than trusted.
 const names: ReadonlyArray<string> = KVM_EVENT_NAMES
 for (const [name, index] of Object.entries(KvmEvent)) {
   if (index < names.length && names[index] !== `kvm_${name}`) throw new Error(`KvmEvent.${name} is not KVM_EVENT_NAMES[${index}]`)
+}
+
+/** One CPU's round-trip records: the trace subsystem's per-CPU writer with the kernel's contexts. */
+class FtraceCpuSink implements KvmCpuTraceSink {
+  constructor(
+    private readonly writer: KvmCpuWriter,
+    private readonly exitContext: number,
+  ) {}
+  entry(pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
+    this.writer.writeEntry(pid, IRQS_OFF_CONTEXT, vcpuId, ripLo, ripHi)
+  }
+  exit(pid: number, vcpuId: number, reason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
+    this.writer.writeExit(pid, this.exitContext, vcpuId, reason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode)
+  }
+  hypercall(pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
+    this.writer.writeHypercall(pid, TASK_CONTEXT, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
+  }
 }
 
 export class FtraceSink implements KvmTraceSink {
@@ -32,12 +50,21 @@ export class FtraceSink implements KvmTraceSink {
   // Call sites by format, then by function: formats are mostly string literals, whose hashes
   // V8 keeps, so a lookup builds no key string.
   private readonly sites = new Map<string, Map<string, PrintkSite>>()
+  private readonly cpuSinks: ReadonlyArray<FtraceCpuSink>
 
   constructor(readonly trace: TraceShape) {
     this.kvm = trace.kvm
     this.tracer = trace.tracer
     this.on = trace.tracer.eventEnabled
     this.exitContext = trace.tracer.era === "D" ? IRQS_OFF_CONTEXT : TASK_CONTEXT
+    this.cpuSinks = Array.from({ length: trace.tracer.cpuCount }, (_, cpu) => new FtraceCpuSink(trace.kvm.forCpu(cpu), this.exitContext))
+  }
+
+  get recording(): boolean {
+    return this.tracer.recording
+  }
+  forCpu(cpu: number): KvmCpuTraceSink {
+    return this.cpuSinks[cpu]!
   }
 
   entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
@@ -88,7 +115,7 @@ export class FtraceSink implements KvmTraceSink {
       const a2 = count > 2 ? args[2] : 0
       const a3 = count > 3 ? args[3] : 0
       if (typeof a0 === "number" && typeof a1 === "number" && typeof a2 === "number" && typeof a3 === "number") {
-        tracer.printkNumbers(cpu, pid, TASK_CONTEXT, site, a0, a1, a2, a3)
+        this.kvm.forCpu(cpu).printkNumbers(pid, TASK_CONTEXT, site, a0, a1, a2, a3)
         return
       }
     }
@@ -105,7 +132,14 @@ export class FtraceSink implements KvmTraceSink {
   printfNumbers(cpu: number, pid: number, fn: string, format: string, a0 = 0, a1 = 0, a2 = 0, a3 = 0): void {
     let site = this.lastSite
     if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) site = this.siteFor(fn, format)
-    this.tracer.printkNumbers(cpu, pid, TASK_CONTEXT, site, a0, a1, a2, a3)
+    this.kvm.forCpu(cpu).printkNumbers(pid, TASK_CONTEXT, site, a0, a1, a2, a3)
+  }
+
+  /** printf with integer arguments as 32-bit halves, any number of them (see KvmTraceSink.printfWords). */
+  printfWords(cpu: number, pid: number, fn: string, format: string, lo: Uint32Array, hi: Uint32Array, count: number): void {
+    let site = this.lastSite
+    if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) site = this.siteFor(fn, format)
+    this.kvm.forCpu(cpu).printkWords(pid, TASK_CONTEXT, site, lo, hi, count)
   }
 
   /**

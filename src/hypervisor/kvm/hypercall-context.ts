@@ -79,9 +79,9 @@ export class HypercallContext implements HypercallCall {
     const kvm = vcpu.vm.kvm
     if (!kvm.printkReachesSink(format)) return
     const trace = kvm.trace
-    if (count <= 4 && trace.printfNumbers !== undefined && this.stagedAsNumbers(count)) {
-      // Up to four numbers go to the sink directly: no argument array.
-      trace.printfNumbers(vcpu.loadedCpu, pidOf(vcpu), PRINTK_FUNCTION, format, this.stagedNumber(0, count), this.stagedNumber(1, count), this.stagedNumber(2, count), this.stagedNumber(3, count))
+    if (this.noStringsStaged(count)) {
+      // Integers only: their halves go to the sink as staged, no argument array.
+      trace.printfWords(vcpu.loadedCpu, pidOf(vcpu), PRINTK_FUNCTION, format, this.stagedLo, this.stagedHi, count)
       return
     }
     let args = this.argArrays[count]
@@ -101,14 +101,10 @@ export class HypercallContext implements HypercallCall {
     }
     trace.printf(vcpu.loadedCpu, pidOf(vcpu), PRINTK_FUNCTION, format, args)
   }
-  /** Whether staged arguments 0..count-1 are integers a number holds exactly (no string, below 2^53). */
-  private stagedAsNumbers(count: number): boolean {
-    for (let i = 0; i < count; i++) if (this.stagedText[i] !== undefined || this.stagedHi[i]! >= EXACT_HIGH_LIMIT) return false
+  /** Whether staged arguments 0..count-1 are all integers (no string). */
+  private noStringsStaged(count: number): boolean {
+    for (let i = 0; i < count; i++) if (this.stagedText[i] !== undefined) return false
     return true
-  }
-  /** Staged argument `index` as a number (0 past `count`). */
-  private stagedNumber(index: number, count: number): number {
-    return index < count ? this.stagedHi[index]! * TWO32 + this.stagedLo[index]! : 0
   }
   private emit(format: string, args: ReadonlyArray<number | bigint | string>): void {
     const vcpu = this.caller

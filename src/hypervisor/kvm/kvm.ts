@@ -4,7 +4,6 @@
 // hooks, the hypercall table, the trace sink, and /dev/kvm.
 
 import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
-import type { Tracer } from "../../trace/tracer.ts"
 import { Errno } from "../../host/errno.ts"
 import type { HostKernelShape } from "../../host/kernel.ts"
 import { PerCpu } from "../../host/per-cpu.ts"
@@ -21,7 +20,6 @@ import { KvmHooks } from "./hooks.ts"
 import type { VmcsEvent } from "./hooks.ts"
 import { HypercallTable, builtinHypercalls } from "./hypercalls.ts"
 import type { HypercallDefinition, RegisterResult } from "./hypercalls.ts"
-import { FtraceSink } from "./ftrace-sink.ts"
 import { NullTraceSink } from "./trace-sink.ts"
 import type { KvmTraceSink } from "./trace-sink.ts"
 import { KVM_API_VERSION, KVM_MAX_VCPUS, KVM_SOFT_MAX_VCPUS, KVM_USER_MEM_SLOTS, KvmCap, KvmHc } from "./uapi.ts"
@@ -51,8 +49,6 @@ export class Kvm {
   readonly config: VmcsConfig
   readonly vcpuInfoHypercall: number
   readonly trace: KvmTraceSink
-  /** The tracer behind an ftrace sink (asked whether trace_printk records), null for the null sink, undefined for another sink. */
-  private readonly printkTracer: Tracer | null | undefined
   /** trace_printk formats already handed to the sink (their call sites exist), and the last one. */
   private readonly printkFormatsSeen = new Set<string>()
   private lastPrintkFormat: string | undefined
@@ -69,7 +65,6 @@ export class Kvm {
   ) {
     this.profile = host.profile
     this.trace = options.trace ?? new NullTraceSink()
-    this.printkTracer = this.trace instanceof FtraceSink ? this.trace.trace.tracer : this.trace instanceof NullTraceSink ? null : undefined
     this.platform = new VmxPlatform(this.hostMemory)
     const caps = options.capabilities ?? new VmxCapabilities()
     const config = setupVmcsConfig(caps)
@@ -90,8 +85,7 @@ export class Kvm {
 
   /** Whether KVM's trace_printk records now (tracing_on and no reader holding recording off). */
   get printkRecording(): boolean {
-    const tracer = this.printkTracer
-    return tracer === undefined ? true : tracer !== null && tracer.recording
+    return this.trace.recording
   }
 
   /**
@@ -100,10 +94,7 @@ export class Kvm {
    * code with trace_printk does). Otherwise it would store nothing and the caller skips building it.
    */
   printkReachesSink(format: string): boolean {
-    const tracer = this.printkTracer
-    if (tracer === undefined) return true
-    if (tracer === null) return false
-    if (tracer.recording) return true
+    if (this.trace.recording) return true
     if (format === this.lastPrintkFormat) return false
     this.lastPrintkFormat = format
     if (this.printkFormatsSeen.has(format)) return false

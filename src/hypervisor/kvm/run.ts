@@ -22,6 +22,7 @@ import { ExitVerdict } from "./exit-hook.ts"
 import { LOCAL_TIMER_VECTOR, Next, W_IDT_VECTORING_INFO, exitHandlerFor, skipInstruction } from "./exits.ts"
 import { EXIT_REASON_SLOTS, VcpuStat } from "./stats.ts"
 import { KvmEvent } from "./trace-sink.ts"
+import type { KvmCpuTraceSink } from "./trace-sink.ts"
 import { KvmExit } from "./uapi.ts"
 import { Pending } from "./vcpu.ts"
 import type { Vcpu } from "./vcpu.ts"
@@ -268,6 +269,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   // The thread keeps its CPU until it leaves this loop (migration happens at scheduling points).
   const cpu = thread.cpu
   const lp = kvm.lp(cpu)
+  const cpuTrace = trace.forCpu(cpu)
   const timerScale = (kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? lp.caps.preemptionTimerScale : 0
   // The next host tick, recomputed only once local time has reached it.
   let tickNs = clock.nextTickNs(cpu)
@@ -300,10 +302,10 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if (exitHook.entryCallbacks.length !== 0 && !notifyEntryObservers(vcpu, cpu)) return Stop.Dead
     if (traceOn[KvmEvent.entry] === 1) {
       const rip = regs.rip
-      if (rip >= 0 && rip < TWO32) trace.entry(cpu, pid, vcpu.id, rip, 0)
+      if (rip >= 0 && rip < TWO32) cpuTrace.entry(pid, vcpu.id, rip, 0)
       else {
         const ripHi = Math.floor(rip / TWO32)
-        trace.entry(cpu, pid, vcpu.id, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
+        cpuTrace.entry(pid, vcpu.id, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
       }
     }
     cpuNs[cpu]! += Cost.entryNs
@@ -340,7 +342,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     const basic = exitReason & 0xffff
     counters[VcpuStat.exits]!++
     if (basic < EXIT_REASON_SLOTS) byReason[basic]!++
-    if (traceOn[KvmEvent.exit] === 1) traceExit(vcpu, lp, cpu, pid, exitReason)
+    if (traceOn[KvmEvent.exit] === 1) traceExit(vcpu, lp, cpuTrace, pid, exitReason)
     if (exitHook.exitObservers.length !== 0) {
       const verdict = notifyExitObservers(vcpu, cpu, exitReason, lp)
       if (verdict < 0) return Stop.Dead
@@ -379,7 +381,7 @@ const EXCEPTION_WITH_ERROR_CODE_MASK = 0x80000f00
  * intr_info VM_EXIT_INTR_INFO and error_code VM_EXIT_INTR_ERROR_CODE for a hardware exception that
  * delivers one, all three 0 after a failed VM entry.
  */
-const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpu: number, pid: number, exitReason: number): void => {
+const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpuTrace: KvmCpuTraceSink, pid: number, exitReason: number): void => {
   const regs = vcpu.regs
   const words = lp.view.page.words
   const exitIntrInfo = words[W_EXIT_INTR_INFO]!
@@ -395,5 +397,5 @@ const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpu: number, pid: number, e
   const rip = regs.rip
   // RIP is kept sign-extended from bit 47; below 4 GiB it is its own low half.
   const ripHi = rip >= 0 && rip < TWO32 ? 0 : Math.floor(rip / TWO32)
-  vcpu.vm.kvm.trace.exit(cpu, pid, vcpu.id, exitReason, ripHi === 0 ? rip : (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, lp.lastExitQualificationLo >>> 0, lp.lastExitQualificationHi >>> 0, info2, 0, intrInfo, errorCode)
+  cpuTrace.exit(pid, vcpu.id, exitReason, ripHi === 0 ? rip : (rip - ripHi * TWO32) >>> 0, ripHi >>> 0, lp.lastExitQualificationLo >>> 0, lp.lastExitQualificationHi >>> 0, info2, 0, intrInfo, errorCode)
 }

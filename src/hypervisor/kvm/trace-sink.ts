@@ -22,9 +22,26 @@ export const KvmEvent = {
 } as const
 export const KVM_EVENT_COUNT = 13
 
+/**
+ * The records of every traced round trip, for one host CPU: the run loop takes this once per
+ * stretch on a CPU, so a record costs the writer and the ring, not a CPU lookup per call.
+ */
+export interface KvmCpuTraceSink {
+  entry(pid: number, vcpuId: number, ripLo: number, ripHi: number): void
+  exit(pid: number, vcpuId: number, reason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void
+  hypercall(pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void
+}
+
 export interface KvmTraceSink {
   /** 1 when the event is enabled (events/kvm/<name>/enable; printk is always on). */
   readonly on: Uint8Array
+  /**
+   * Whether a trace_printk now would be recorded (tracing_on, not paused by an open `trace`).
+   * When false, KVM builds no arguments for printf except at a format's first use.
+   */
+  readonly recording: boolean
+  /** entry, exit and hypercall of host CPU `cpu`, with the kernel's contexts filled in. */
+  forCpu(cpu: number): KvmCpuTraceSink
   entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void
   exit(
     cpu: number,
@@ -61,11 +78,28 @@ export interface KvmTraceSink {
    * so that wrapping sinks keep compiling; a caller falls back to printf when it is missing.
    */
   printfNumbers?(cpu: number, pid: number, fn: string, format: string, a0?: number, a1?: number, a2?: number, a3?: number): void
+  /**
+   * printf for formats whose arguments are all integers, any number of them, given as unsigned
+   * 32-bit halves: argument i is hi[i] * 2^32 + lo[i] for i < count (nothing allocated; the arrays
+   * are only read during the call). Conversions past `count` print 0; %s prints the decimal text.
+   */
+  printfWords(cpu: number, pid: number, fn: string, format: string, lo: Uint32Array, hi: Uint32Array, count: number): void
 }
+
+class NullCpuTraceSink implements KvmCpuTraceSink {
+  entry(): void {}
+  exit(): void {}
+  hypercall(): void {}
+}
+const nullCpuTraceSink = new NullCpuTraceSink()
 
 /** Drops every event (tracing compiled out). */
 export class NullTraceSink implements KvmTraceSink {
   readonly on = new Uint8Array(KVM_EVENT_COUNT)
+  readonly recording = false
+  forCpu(): KvmCpuTraceSink {
+    return nullCpuTraceSink
+  }
   entry(): void {}
   exit(): void {}
   hypercall(): void {}
@@ -80,4 +114,5 @@ export class NullTraceSink implements KvmTraceSink {
   mmio(): void {}
   printf(): void {}
   printfNumbers(): void {}
+  printfWords(): void {}
 }

@@ -1,0 +1,231 @@
+// The KVM records of one CPU written with as few objects as possible: a traced VM round trip
+// writes kvm_entry, kvm_exit, kvm_hypercall and a trace_printk line, and in the middle of the
+// simulator's own work each object and call level a record passes through costs a cache miss or
+// a call that is not inlined. This writer holds what a record needs — the CPU's ring and its
+// ring (its words are read from it: a resize replaces them), a copy of the tracer's write gate,
+// the clock's per-CPU times, the enable switches, the record lengths of the era. Timestamps and
+// bytes are exactly those of KvmTracepoints (which delegates here) and Tracer.printk.
+
+import type { TraceContext } from "./context.ts"
+import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX } from "./kvm-events.ts"
+import { recordLength, type CpuRingBuffer } from "./ring-buffer.ts"
+import { ADDRESS_HIGH, TRACE_BPRINT, type PrintkSite, type Tracer } from "./tracer.ts"
+
+const I_ENTRY = KVM_EVENT_NAMES.indexOf("kvm_entry")
+const I_EXIT = KVM_EVENT_NAMES.indexOf("kvm_exit")
+const I_HYPERCALL = KVM_EVENT_NAMES.indexOf("kvm_hypercall")
+const ID_ENTRY = KVM_EVENT_IDS.kvm_entry
+const ID_EXIT = KVM_EVENT_IDS.kvm_exit
+const ID_HYPERCALL = KVM_EVENT_IDS.kvm_hypercall
+
+export class KvmCpuWriter {
+  // What every record reads comes first (declaration order is field order).
+  /** The tracer's write gate, mirrored here by the tracer (0: recording with the local clock). */
+  gate = 2
+  private readonly tracer: Tracer
+  private readonly ring: CpuRingBuffer
+  /** The clock's per-CPU times when it keeps them in an array; otherwise the tracer is asked. */
+  private readonly localNs: Float64Array | undefined
+  private readonly on: Uint8Array
+  readonly cpu: number
+  private readonly eraD: boolean
+  private readonly entryLength: number
+  private readonly exitLength: number
+  private readonly hypercallLength: number
+
+  constructor(tracer: Tracer, cpu: number) {
+    this.tracer = tracer
+    this.ring = tracer.rings[cpu]!
+    this.localNs = tracer.clockSource.nowOn !== undefined ? tracer.clockSource.cpuNs : undefined
+    this.on = tracer.eventEnabled
+    this.cpu = cpu
+    this.eraD = tracer.era === "D"
+    this.entryLength = recordLength(tracer.kvm.kvm_entry.payloadBytes)
+    this.exitLength = recordLength(tracer.kvm.kvm_exit.payloadBytes)
+    this.hypercallLength = recordLength(tracer.kvm.kvm_hypercall.payloadBytes)
+    tracer.mirrorWriteGate(this)
+  }
+
+  /** Time stamp of a record written now, -1 when nothing may be recorded (Tracer.writeStamp). */
+  private stamp(): number {
+    const localNs = this.localNs
+    if (this.gate === 0 && localNs !== undefined) return localNs[this.cpu]!
+    return this.tracer.writeStamp(this.cpu)
+  }
+
+  /** Reserves and accounts a record of `length` bytes and writes its header; -1 if nothing is stored. */
+  private begin(pid: number, ctx: TraceContext, id: number, length: number): number {
+    const ts = this.stamp()
+    if (ts < 0) return -1
+    const w = this.ring.reserveSmallCommitted(length, ts)
+    if (w < 0) return -1
+    const words = this.ring.words
+    words[w] = id | ((ctx & 0xffff) << 16)
+    words[w + 1] = pid
+    return w
+  }
+
+  /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
+  entry(pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
+    return this.on[I_ENTRY] === 1 && this.writeEntry(pid, ctx, vcpuId, ripLo, ripHi)
+  }
+  /** entry for a caller that has checked the event's enable switch. */
+  writeEntry(pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
+    const w = this.begin(pid, ctx, ID_ENTRY, this.entryLength)
+    if (w < 0) return false
+    const words = this.ring.words
+    words[w + 2] = vcpuId
+    if (this.eraD) {
+      words[w + 3] = 0
+      words[w + 4] = ripLo
+      words[w + 5] = ripHi
+    }
+    const ring = this.ring
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+    return true
+  }
+
+  /** kvm_exit; exitReason is the full 32-bit exit-reason field (bit 31 = failed VM entry). */
+  exit(
+    pid: number, ctx: TraceContext, vcpuId: number, exitReason: number,
+    ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
+    intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
+  ): boolean {
+    return this.on[I_EXIT] === 1 && this.writeExit(pid, ctx, vcpuId, exitReason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode, isa)
+  }
+  /** exit for a caller that has checked the event's enable switch. */
+  writeExit(
+    pid: number, ctx: TraceContext, vcpuId: number, exitReason: number,
+    ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
+    intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
+  ): boolean {
+    const w = this.begin(pid, ctx, ID_EXIT, this.exitLength)
+    if (w < 0) return false
+    const words = this.ring.words
+    words[w + 2] = exitReason
+    words[w + 3] = 0
+    words[w + 4] = ripLo
+    words[w + 5] = ripHi
+    words[w + 6] = isa
+    words[w + 7] = 0
+    words[w + 8] = info1Lo
+    words[w + 9] = info1Hi
+    words[w + 10] = info2Lo
+    words[w + 11] = info2Hi
+    if (this.eraD) {
+      words[w + 12] = intrInfo
+      words[w + 13] = errorCode
+      words[w + 14] = vcpuId
+      words[w + 15] = 0
+    }
+    const ring = this.ring
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+    return true
+  }
+
+  /** kvm_hypercall: nr and a0..a3 (RAX, RBX, RCX, RDX, RSI) as halves. */
+  hypercall(
+    pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
+    a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
+  ): boolean {
+    return this.on[I_HYPERCALL] === 1 && this.writeHypercall(pid, ctx, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
+  }
+  /** hypercall for a caller that has checked the event's enable switch. */
+  writeHypercall(
+    pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
+    a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
+  ): boolean {
+    const w = this.begin(pid, ctx, ID_HYPERCALL, this.hypercallLength)
+    if (w < 0) return false
+    const words = this.ring.words
+    words[w + 2] = nrLo
+    words[w + 3] = nrHi
+    words[w + 4] = a0Lo
+    words[w + 5] = a0Hi
+    words[w + 6] = a1Lo
+    words[w + 7] = a1Hi
+    words[w + 8] = a2Lo
+    words[w + 9] = a2Hi
+    words[w + 10] = a3Lo
+    words[w + 11] = a3Hi
+    const ring = this.ring
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+    return true
+  }
+
+  /**
+   * Tracer.printkNumbers on this CPU (same record): its common case — up to four unsigned 32-bit
+   * numbers, a word-packed site, the local clock — written here, anything else handed to it.
+   */
+  printkNumbers(pid: number, ctx: TraceContext, site: PrintkSite, a0: number, a1: number, a2: number, a3: number): boolean {
+    const n = site.fastArgs
+    const localNs = this.localNs
+    if (n < 0 || n > 4 || this.gate !== 0 || localNs === undefined || a0 >>> 0 !== a0 || a1 >>> 0 !== a1 || a2 >>> 0 !== a2 || a3 >>> 0 !== a3) {
+      return this.tracer.printkNumbers(this.cpu, pid, ctx, site, a0, a1, a2, a3)
+    }
+    const w = this.ring.reserveSmallCommitted(site.recordLength, localNs[this.cpu]!)
+    if (w < 0) return false
+    const words = this.ring.words
+    const address = site.address
+    words[w] = TRACE_BPRINT | ((ctx & 0xffff) << 16)
+    words[w + 1] = pid
+    words[w + 2] = address
+    words[w + 3] = ADDRESS_HIGH
+    words[w + 4] = address
+    words[w + 5] = ADDRESS_HIGH
+    const wide = site.wideMask
+    let at = w + 6
+    for (let i = 0; i < n; i++) {
+      words[at++] = i === 0 ? a0 : i === 1 ? a1 : i === 2 ? a2 : a3
+      if (((wide >> i) & 1) !== 0) words[at++] = 0
+    }
+    const ring = this.ring
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+    return true
+  }
+
+  /**
+   * trace_printk from `site` with arguments 0..count-1 given as unsigned 32-bit halves in `lo` and
+   * `hi` (any number of them, nothing allocated): 4-byte conversions print the low half, 8-byte
+   * ones both; conversions past `count` print 0; a %s prints the value's decimal text. The record
+   * is the one Tracer.printk writes for the same arguments staged with setArgWords.
+   */
+  printkWords(pid: number, ctx: TraceContext, site: PrintkSite, lo: Uint32Array, hi: Uint32Array, count: number): boolean {
+    const n = site.fastArgs
+    const localNs = this.localNs
+    if (n < 0 || this.gate !== 0 || localNs === undefined) return this.printkWordsStaged(pid, ctx, site, lo, hi, count)
+    const w = this.ring.reserveSmallCommitted(site.recordLength, localNs[this.cpu]!)
+    if (w < 0) return false
+    const words = this.ring.words
+    const address = site.address
+    words[w] = TRACE_BPRINT | ((ctx & 0xffff) << 16)
+    words[w + 1] = pid
+    words[w + 2] = address
+    words[w + 3] = ADDRESS_HIGH
+    words[w + 4] = address
+    words[w + 5] = ADDRESS_HIGH
+    const is64 = site.is64
+    let at = w + 6
+    for (let i = 0; i < n; i++) {
+      const given = i < count
+      words[at++] = given ? lo[i]! : 0
+      if (is64[i] === 1) words[at++] = given ? hi[i]! : 0
+    }
+    const ring = this.ring
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+    return true
+  }
+
+  /** printkWords through the tracer's staging area (strings, large records, other clocks, recording off). */
+  private printkWordsStaged(pid: number, ctx: TraceContext, site: PrintkSite, lo: Uint32Array, hi: Uint32Array, count: number): boolean {
+    const tracer = this.tracer
+    const conversions = site.format.conversions
+    for (let i = 0; i < conversions.length; i++) {
+      const l = i < count ? lo[i]! : 0
+      const h = i < count ? hi[i]! : 0
+      if (conversions[i]!.storage === "str") tracer.setArgString(i, h === 0 ? String(l) : ((BigInt(h) << 32n) | BigInt(l)).toString())
+      else tracer.setArgWords(i, l, h)
+    }
+    return tracer.printk(this.cpu, pid, ctx, site)
+  }
+}
