@@ -6,7 +6,9 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { FtraceSink } from "../../src/hypervisor/kvm/ftrace-sink.ts"
-import { TASK_CONTEXT } from "../../src/trace/context.ts"
+import { NullTraceSink } from "../../src/hypervisor/kvm/trace-sink.ts"
+import { StaticTaskNames, TASK_CONTEXT } from "../../src/trace/context.ts"
+import { makeTrace } from "../../src/trace/service.ts"
 import { EventCursor } from "../../src/trace/ring-buffer.ts"
 import type { PrintkSite } from "../../src/trace/tracer.ts"
 import { testTrace, type TestTrace } from "./support.ts"
@@ -133,6 +135,56 @@ describe("FtraceSink trace_printk", () => {
     }
     // Four distinct (function, format) pairs: four sites, registered once each.
     expect(t.tracer.registerPrintk("vcpu_info", "odd %lx\n")).toBe(t.tracer.registerPrintk("vcpu_info", "odd %lx\n"))
+  })
+
+  it("printfWords prints what C prints for up to eight 64-bit values given as halves (0 past count), the same record with per-CPU local clocks as through the tracer's staging", () => {
+    // Per-CPU local times in an array, as the host's clock keeps them: the per-CPU writer's fast path.
+    const localTrace = (): TestTrace => {
+      const cpuNs = new Float64Array(3).fill(5e9)
+      const clock = { cpuNs, nowNs: () => cpuNs[0]!, nowOn: (cpu: number) => cpuNs[cpu]! }
+      const shape = makeTrace({ cpuCount: 3, clock, tasks: new StaticTaskNames([]), era: "A", bufferBytes: 2 * 4080, expanded: true })
+      return { ...testTrace(small), ...shape }
+    }
+    fc.assert(
+      fc.property(formatArb, fc.array(value64, { minLength: 8, maxLength: 8 }), fc.nat(8), (parts, values, given) => {
+        const count = Math.min(given, parts.length)
+        const format = "v: " + parts.map(([c, lit]) => CONVERSIONS[c]![0] + lit).join("") + "\n"
+        const text = "kvm_emulate_hypercall: v: " + parts.map(([c, lit], i) => expected(CONVERSIONS[c]!, i < count ? values[i]! : 0n) + lit).join("") + "\n"
+        const lo = Uint32Array.from(values, (v) => Number(BigInt.asUintN(32, v)))
+        const hi = Uint32Array.from(values, (v) => Number(BigInt.asUintN(64, v) >> 32n))
+        const records: Array<Array<number>> = []
+        for (const t of [testTrace(small), localTrace()]) {
+          const sink = new FtraceSink(t)
+          sink.printfWords(1, 12398, "kvm_emulate_hypercall", format, lo, hi, count)
+          expect(lastText(t, 1)).toBe(text)
+          sink.printfWords(1, 12398, "kvm_emulate_hypercall", format, lo, hi, count)
+          records.push(lastRecord(t, 1))
+        }
+        expect(records[1]).toEqual(records[0])
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it("printfWords prints a %s argument as its decimal text", () => {
+    const t = testTrace(small)
+    const sink = new FtraceSink(t)
+    sink.printfWords(0, 12398, "fn", "id %d name %s big %s\n", Uint32Array.of(7, 42, 0), Uint32Array.of(0, 0, 1), 3)
+    expect(lastText(t, 0)).toBe("fn: id 7 name 42 big 4294967296\n")
+  })
+
+  it("recording says whether a trace_printk would be stored; the null sink never records", () => {
+    const t = testTrace(small)
+    const sink = new FtraceSink(t)
+    expect(sink.recording).toBe(true)
+    t.tracer.tracingOn = false
+    expect(sink.recording).toBe(false)
+    t.tracer.tracingOn = true
+    t.tracer.pauseRecording()
+    expect(sink.recording).toBe(false)
+    t.tracer.resumeRecording()
+    expect(sink.recording).toBe(true)
+    expect(new NullTraceSink().recording).toBe(false)
   })
 
   it("with tracing off stores nothing but still registers the site (which expands the buffers)", () => {

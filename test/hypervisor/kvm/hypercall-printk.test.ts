@@ -20,6 +20,8 @@ const pairsProgram = (pairs: ReadonlyArray<readonly [bigint, bigint]>): Uint8Arr
 
 const FORMAT = "a0 %lu %lx %llx %d %u %x / a1 %llu %ld %s\n"
 const NUMBERS_FORMAT = "n %llx %lu %d\n"
+/** Eight integers, like VCPU_INFO's register lines: the sink's array-free printfWords path. */
+const WIDE_FORMAT = "w %lu %llx %d %u %x %ld %lx %llu\n"
 
 /** Runs the pairs through a hypercall that prints them with printf, then with the staged form. */
 const printBothWays = (pairs: ReadonlyArray<readonly [bigint, bigint]>): Promise<ReadonlyArray<string>> =>
@@ -42,6 +44,9 @@ const printBothWays = (pairs: ReadonlyArray<readonly [bigint, bigint]>): Promise
           call.stageArg(1, lo(b), hi(b))
           call.stageArg(2, lo(a), hi(a))
           call.printfStaged(NUMBERS_FORMAT, 3)
+          call.printf(WIDE_FORMAT, a, b, a, b, a, b, a, b)
+          for (let i = 0; i < 8; i++) call.stageArg(i, i % 2 === 0 ? lo(a) : lo(b), i % 2 === 0 ? hi(a) : hi(b))
+          call.printfStaged(WIDE_FORMAT, 8)
           return 0
         }
         const r = sim.kvm.registerHypercall({ nr: 0x100, name: "PRINT_BOTH", handle })
@@ -61,8 +66,8 @@ describe("trace_printk from a hypercall handler", () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(value, value), { minLength: 1, maxLength: 20 }), async (pairs) => {
         const lines = await printBothWays(pairs)
-        expect(lines).toHaveLength(pairs.length * 4)
-        for (let i = 0; i < pairs.length * 2; i++) expect(lines[2 * i + 1]).toBe(lines[2 * i])
+        expect(lines).toHaveLength(pairs.length * 6)
+        for (let i = 0; i < pairs.length * 3; i++) expect(lines[2 * i + 1]).toBe(lines[2 * i])
         // The values themselves, as C's printf shows them.
         const [a] = pairs[0]!
         expect(lines[0]!.startsWith(`kvm_emulate_hypercall: a0 ${u64(a)} ${u64(a).toString(16)} `)).toBe(true)
