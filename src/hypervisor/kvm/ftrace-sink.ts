@@ -51,13 +51,16 @@ export class FtraceSink implements KvmTraceSink {
   // V8 keeps, so a lookup builds no key string.
   private readonly sites = new Map<string, Map<string, PrintkSite>>()
   private readonly cpuSinks: ReadonlyArray<FtraceCpuSink>
+  /** The trace subsystem's per-CPU writers, held here so that a trace_printk finds its CPU's in one load. */
+  private readonly writers: ReadonlyArray<KvmCpuWriter>
 
   constructor(readonly trace: TraceShape) {
     this.kvm = trace.kvm
     this.tracer = trace.tracer
     this.on = trace.tracer.eventEnabled
     this.exitContext = trace.tracer.era === "D" ? IRQS_OFF_CONTEXT : TASK_CONTEXT
-    this.cpuSinks = Array.from({ length: trace.tracer.cpuCount }, (_, cpu) => new FtraceCpuSink(trace.kvm.forCpu(cpu), this.exitContext))
+    this.writers = Array.from({ length: trace.tracer.cpuCount }, (_, cpu) => trace.kvm.forCpu(cpu))
+    this.cpuSinks = this.writers.map((writer) => new FtraceCpuSink(writer, this.exitContext))
   }
 
   get recording(): boolean {
@@ -115,7 +118,7 @@ export class FtraceSink implements KvmTraceSink {
       const a2 = count > 2 ? args[2] : 0
       const a3 = count > 3 ? args[3] : 0
       if (typeof a0 === "number" && typeof a1 === "number" && typeof a2 === "number" && typeof a3 === "number") {
-        this.kvm.forCpu(cpu).printkNumbers(pid, TASK_CONTEXT, site, a0, a1, a2, a3)
+        this.writers[cpu]!.printkNumbers(pid, TASK_CONTEXT, site, a0, a1, a2, a3)
         return
       }
     }
@@ -132,14 +135,14 @@ export class FtraceSink implements KvmTraceSink {
   printfNumbers(cpu: number, pid: number, fn: string, format: string, a0 = 0, a1 = 0, a2 = 0, a3 = 0): void {
     let site = this.lastSite
     if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) site = this.siteFor(fn, format)
-    this.kvm.forCpu(cpu).printkNumbers(pid, TASK_CONTEXT, site, a0, a1, a2, a3)
+    this.writers[cpu]!.printkNumbers(pid, TASK_CONTEXT, site, a0, a1, a2, a3)
   }
 
   /** printf with integer arguments as 32-bit halves, any number of them (see KvmTraceSink.printfWords). */
   printfWords(cpu: number, pid: number, fn: string, format: string, lo: Uint32Array, hi: Uint32Array, count: number): void {
     let site = this.lastSite
     if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) site = this.siteFor(fn, format)
-    this.kvm.forCpu(cpu).printkWords(pid, TASK_CONTEXT, site, lo, hi, count)
+    this.writers[cpu]!.printkWords(pid, TASK_CONTEXT, site, lo, hi, count)
   }
 
   /**

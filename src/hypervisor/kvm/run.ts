@@ -270,6 +270,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   const cpu = thread.cpu
   const lp = kvm.lp(cpu)
   const cpuTrace = trace.forCpu(cpu)
+  const exitInfoEraA = kvm.profile.traceEra === "A"
   const timerScale = (kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? lp.caps.preemptionTimerScale : 0
   // The next host tick, recomputed only once local time has reached it.
   let tickNs = clock.nextTickNs(cpu)
@@ -342,7 +343,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     const basic = exitReason & 0xffff
     counters[VcpuStat.exits]!++
     if (basic < EXIT_REASON_SLOTS) byReason[basic]!++
-    if (traceOn[KvmEvent.exit] === 1) traceExit(vcpu, lp, cpuTrace, pid, exitReason)
+    if (traceOn[KvmEvent.exit] === 1) traceExit(vcpu, lp, cpuTrace, exitInfoEraA, pid, exitReason)
     if (exitHook.exitObservers.length !== 0) {
       const verdict = notifyExitObservers(vcpu, cpu, exitReason, lp)
       if (verdict < 0) return Stop.Dead
@@ -381,14 +382,14 @@ const EXCEPTION_WITH_ERROR_CODE_MASK = 0x80000f00
  * intr_info VM_EXIT_INTR_INFO and error_code VM_EXIT_INTR_ERROR_CODE for a hardware exception that
  * delivers one, all three 0 after a failed VM entry.
  */
-const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpuTrace: KvmCpuTraceSink, pid: number, exitReason: number): void => {
+const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpuTrace: KvmCpuTraceSink, eraA: boolean, pid: number, exitReason: number): void => {
   const regs = vcpu.regs
   const words = lp.view.page.words
   const exitIntrInfo = words[W_EXIT_INTR_INFO]!
   let info2 = 0
   let intrInfo = 0
   let errorCode = 0
-  if (vcpu.vm.kvm.profile.traceEra === "A") info2 = exitIntrInfo
+  if (eraA) info2 = exitIntrInfo
   else if ((exitReason & 0x80000000) === 0) {
     info2 = words[W_IDT_VECTORING_INFO]!
     intrInfo = exitIntrInfo
