@@ -204,12 +204,13 @@ export class KvmCpuWriter {
     words[w + 3] = ADDRESS_HIGH
     words[w + 4] = address
     words[w + 5] = ADDRESS_HIGH
-    const is64 = site.is64
+    // Which conversions take 8 bytes, as bits (a fast site has at most 22 arguments).
+    const wide = site.wideMask
     let at = w + 6
     for (let i = 0; i < n; i++) {
       const given = i < count
       words[at++] = given ? lo[i]! : 0
-      if (is64[i] === 1) words[at++] = given ? hi[i]! : 0
+      if (((wide >> i) & 1) !== 0) words[at++] = given ? hi[i]! : 0
     }
     const ring = this.ring
     if (ring.onCommit !== undefined) ring.wakeReaders()
