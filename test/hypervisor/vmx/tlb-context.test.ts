@@ -119,6 +119,26 @@ describe("per-vCPU TLBs across VMCS switches on one logical processor", () => {
     expect([a.counter.flushes, b.counter.flushes]).toEqual([fa, fb])
   })
 
+  it("the TLB caches the combined translation: repeated accesses walk EPT no more, across another vCPU running", () => {
+    const { lp, a } = twoVcpus()
+    const ept = lp.intercepts.ept
+    const walk = ept.translate.bind(ept)
+    let walks = 0
+    ept.translate = (gpa: number, access: number): number => {
+      walks++
+      return walk(gpa, access)
+    }
+    for (let i = 0; i < 50; i++) round(lp, a)
+    // a's code page, stack and [0x5000] were translated at its launch, before b launched: 50
+    // round trips later (b having run in between) they are still TLB hits.
+    expect(walks).toBe(0)
+    expect(a.counter.flushes).toBe(0)
+    // After a flush the same round trip walks again (the counter sees the EPT walks).
+    a.core.flushTlb()
+    round(lp, a)
+    expect(walks).toBeGreaterThan(0)
+  })
+
   it("running a vCPU's register file under another VMCS flushes it", () => {
     const { lp, a, b } = twoVcpus()
     round(lp, a)
