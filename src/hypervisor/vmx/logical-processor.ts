@@ -87,6 +87,28 @@ const guestWriteBit = (encoding: number): number => {
       return GuestWrites.OTHER
   }
 }
+/** writeEffect flags beside the GuestWrites bits (bits 0-4). */
+const WRITES_HOST = 0x100
+const WRITES_CONTROL = 0x200
+const READ_ONLY = 0x400
+/**
+ * What a VMWRITE that changes the field records, by encoding, so the write path does one table
+ * load instead of decoding the field type and switching on the field: the GuestWrites bit of a
+ * guest-state field, WRITES_HOST, WRITES_CONTROL (with GuestWrites.OTHER for the entry and exit
+ * controls, which decide what entry loads), READ_ONLY for the exit-information fields.
+ */
+const writeEffect = Uint16Array.from(accessKind, (_kind, encoding) => {
+  switch (fieldType(encoding)) {
+    case FieldType.GuestState:
+      return guestWriteBit(encoding)
+    case FieldType.HostState:
+      return WRITES_HOST
+    case FieldType.ReadOnly:
+      return READ_ONLY
+    default:
+      return encoding === F.VM_ENTRY_CONTROLS || encoding === F.VM_EXIT_CONTROLS ? WRITES_CONTROL | GuestWrites.OTHER : WRITES_CONTROL
+  }
+})
 const ALL_ONES = 0xffff_ffff_ffff_ffffn
 const CR4_VMXE = 1n << 13n
 
@@ -473,8 +495,8 @@ export class LogicalProcessor implements OutcomeSource {
     // (e & 0x7fff) === e: a non-negative integer below 0x8000 (NaN, fractions and negatives fail).
     const kind = (encoding & 0x7fff) === encoding ? accessKind[encoding]! : Access.Unsupported
     if (kind === Access.Unsupported) return this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
-    const type = fieldType(encoding)
-    if (type === FieldType.ReadOnly && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
+    const effect = writeEffect[encoding]!
+    if ((effect & READ_ONLY) !== 0 && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
     const page = this.view.page
     let changed = false
     if (kind === Access.Bits16) {
@@ -499,13 +521,12 @@ export class LogicalProcessor implements OutcomeSource {
     }
     if (changed) {
       current.checks.fieldChanged(fieldOrdinal[encoding]!)
-      if (type === FieldType.GuestState) current.guestWrites |= guestWriteBit(encoding)
-      else if (type === FieldType.HostState) current.hostWritten = true
-      else if (type === FieldType.Control) {
-        current.controlsWritten = true
-        // Entry and exit controls decide which guest registers entry loads and exit saves: the
-        // next entry loads the whole guest-state area.
-        if (encoding === F.VM_ENTRY_CONTROLS || encoding === F.VM_EXIT_CONTROLS) current.guestWrites |= GuestWrites.OTHER
+      if (effect !== 0) {
+        // Entry and exit controls decide which guest registers entry loads and exit saves: their
+        // effect carries GuestWrites.OTHER, so the next entry loads the whole guest-state area.
+        current.guestWrites |= effect & 0xff
+        if ((effect & WRITES_HOST) !== 0) current.hostWritten = true
+        if ((effect & WRITES_CONTROL) !== 0) current.controlsWritten = true
       }
     }
     return VmxStatus.Succeed
