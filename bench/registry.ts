@@ -6,16 +6,26 @@ import type { Benchmark } from "./harness.ts"
 // Discovery by file name lets each feature add its benchmark without editing a shared list.
 const benchDir = fileURLToPath(new URL(".", import.meta.url))
 
-export const loadBenchmarks = async (): Promise<ReadonlyArray<Benchmark>> => {
-  const files = readdirSync(benchDir)
+/** The benchmark files, sorted by name. */
+export const benchFiles = (): ReadonlyArray<string> =>
+  readdirSync(benchDir)
     .filter((f) => f.endsWith(".bench.ts"))
     .sort()
-  const loaded: Array<Benchmark> = []
+
+/** A benchmark and the file that defines it. */
+export interface LoadedBenchmark {
+  readonly file: string
+  readonly benchmark: Benchmark
+}
+
+/** Imports the given benchmark files (all of them by default). */
+export const loadBenchmarks = async (files: ReadonlyArray<string> = benchFiles()): Promise<ReadonlyArray<LoadedBenchmark>> => {
+  const loaded: Array<LoadedBenchmark> = []
   for (const file of files) {
     const module = (await import(new URL(file, import.meta.url).href)) as { default: Benchmark | ReadonlyArray<Benchmark> }
     const exported = module.default
-    if (Array.isArray(exported)) loaded.push(...exported)
-    else loaded.push(exported as Benchmark)
+    const list: ReadonlyArray<Benchmark> = Array.isArray(exported) ? exported : [exported as Benchmark]
+    for (const benchmark of list) loaded.push({ file, benchmark })
   }
   return loaded
 }
