@@ -9,7 +9,7 @@
 import type { TraceContext } from "./context.ts"
 import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX } from "./kvm-events.ts"
 import { recordLength, type CpuRingBuffer } from "./ring-buffer.ts"
-import { ADDRESS_HIGH, TRACE_BPRINT, type PrintkSite, type Tracer } from "./tracer.ts"
+import { TRACE_BPRINT, writeNumberArgs, writePrintkHead, type PrintkSite, type Tracer } from "./tracer.ts"
 
 const I_ENTRY = KVM_EVENT_NAMES.indexOf("kvm_entry")
 const I_EXIT = KVM_EVENT_NAMES.indexOf("kvm_exit")
@@ -166,19 +166,7 @@ export class KvmCpuWriter {
     const w = this.ring.reserveSmallCommitted(site.recordLength, localNs[this.cpu]!)
     if (w < 0) return false
     const words = this.ring.words
-    const address = site.address
-    words[w] = TRACE_BPRINT | ((ctx & 0xffff) << 16)
-    words[w + 1] = pid
-    words[w + 2] = address
-    words[w + 3] = ADDRESS_HIGH
-    words[w + 4] = address
-    words[w + 5] = ADDRESS_HIGH
-    const wide = site.wideMask
-    let at = w + 6
-    for (let i = 0; i < n; i++) {
-      words[at++] = i === 0 ? a0 : i === 1 ? a1 : i === 2 ? a2 : a3
-      if (((wide >> i) & 1) !== 0) words[at++] = 0
-    }
+    writeNumberArgs(words, writePrintkHead(words, w, TRACE_BPRINT, ctx, pid, site.address), n, site.wideMask, a0, a1, a2, a3)
     const ring = this.ring
     if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
@@ -197,16 +185,9 @@ export class KvmCpuWriter {
     const w = this.ring.reserveSmallCommitted(site.recordLength, localNs[this.cpu]!)
     if (w < 0) return false
     const words = this.ring.words
-    const address = site.address
-    words[w] = TRACE_BPRINT | ((ctx & 0xffff) << 16)
-    words[w + 1] = pid
-    words[w + 2] = address
-    words[w + 3] = ADDRESS_HIGH
-    words[w + 4] = address
-    words[w + 5] = ADDRESS_HIGH
     // Which conversions take 8 bytes, as bits (a fast site has at most 22 arguments).
     const wide = site.wideMask
-    let at = w + 6
+    let at = writePrintkHead(words, w, TRACE_BPRINT, ctx, pid, site.address)
     for (let i = 0; i < n; i++) {
       const given = i < count
       words[at++] = given ? lo[i]! : 0

@@ -32,6 +32,31 @@ const MARKER_SYMBOL = "tracing_mark_write"
 const ADDRESS_LOW_BASE = 0xc000_0000
 export const ADDRESS_HIGH = 0xffff_ffff
 
+/**
+ * Writes the head every trace_printk record shares — type and context, pid, then the ip and fmt
+ * pointers (both the site's address) — and returns the index of the first argument word.
+ */
+export const writePrintkHead = (words: Uint32Array, w: number, type: number, context: number, pid: number, address: number): number => {
+  words[w] = type | ((context & 0xffff) << 16)
+  words[w + 1] = pid
+  words[w + 2] = address
+  words[w + 3] = ADDRESS_HIGH
+  words[w + 4] = address
+  words[w + 5] = ADDRESS_HIGH
+  return w + 6
+}
+
+/**
+ * Stores up to four unsigned 32-bit numbers as the first `n` conversions take them from word
+ * `at` on: a 4-byte conversion one word, an 8-byte one (its bit set in `wideMask`) two, high 0.
+ */
+export const writeNumberArgs = (words: Uint32Array, at: number, n: number, wideMask: number, a0: number, a1: number, a2: number, a3: number): void => {
+  for (let i = 0; i < n; i++) {
+    words[at++] = i === 0 ? a0 : i === 1 ? a1 : i === 2 ? a2 : a3
+    if (((wideMask >> i) & 1) !== 0) words[at++] = 0
+  }
+}
+
 export interface TracerOptions {
   readonly cpuCount: number
   readonly clock: TraceClockSource
@@ -445,20 +470,14 @@ export class Tracer {
     const w = ring.reserveSmallCommitted(site.recordLength, gate === 0 ? this.clockSource.nowOn!(cpu) : this.clockSource.nowNs())
     if (w < 0) return false
     const words = ring.words
-    const address = site.address
-    words[w] = TRACE_BPRINT | ((context & 0xffff) << 16)
-    words[w + 1] = pid
-    words[w + 2] = address
-    words[w + 3] = ADDRESS_HIGH
-    words[w + 4] = address
-    words[w + 5] = ADDRESS_HIGH
+    const first = writePrintkHead(words, w, TRACE_BPRINT, context, pid, site.address)
     const argLo = this.argLo
     if (site.words32 >= 0) {
-      for (let i = 0; i < n; i++) words[w + 6 + i] = argLo[i]!
+      for (let i = 0; i < n; i++) words[first + i] = argLo[i]!
     } else {
       const argHi = this.argHi
       const is64 = site.is64
-      let at = w + 6
+      let at = first
       for (let i = 0; i < n; i++) {
         words[at++] = argLo[i]!
         if (is64[i] === 1) words[at++] = argHi[i]!
@@ -485,19 +504,7 @@ export class Tracer {
     const w = ring.reserveSmallCommitted(site.recordLength, gate === 0 ? this.clockSource.nowOn!(cpu) : this.clockSource.nowNs())
     if (w < 0) return false
     const words = ring.words
-    const address = site.address
-    words[w] = TRACE_BPRINT | ((context & 0xffff) << 16)
-    words[w + 1] = pid
-    words[w + 2] = address
-    words[w + 3] = ADDRESS_HIGH
-    words[w + 4] = address
-    words[w + 5] = ADDRESS_HIGH
-    const wide = site.wideMask
-    let at = w + 6
-    for (let i = 0; i < n; i++) {
-      words[at++] = i === 0 ? a0 : i === 1 ? a1 : i === 2 ? a2 : a3
-      if (((wide >> i) & 1) !== 0) words[at++] = 0
-    }
+    writeNumberArgs(words, writePrintkHead(words, w, TRACE_BPRINT, context, pid, site.address), n, site.wideMask, a0, a1, a2, a3)
     if (ring.onCommit !== undefined) ring.wakeReaders()
     return true
   }
@@ -517,21 +524,13 @@ export class Tracer {
   private printkGeneral(cpu: number, pid: number, context: TraceContext, site: PrintkSite): boolean {
     if (!this.recording) return false
     const ring = this.rings[cpu]!
-    const header = ((context & 0xffff) << 16) >>> 0
     if (site.wordPacked) {
       // Only 4- and 8-byte integer arguments, stored as whole words.
       const w = ring.reserve(site.payloadBytes, this.now(cpu))
       if (w < 0) return false
       const words = ring.words
-      const address = site.address
-      words[w] = TRACE_BPRINT | header
-      words[w + 1] = pid
-      words[w + 2] = address
-      words[w + 3] = ADDRESS_HIGH
-      words[w + 4] = address
-      words[w + 5] = ADDRESS_HIGH
       const is64 = site.is64
-      let at = w + 6
+      let at = writePrintkHead(words, w, TRACE_BPRINT, context, pid, site.address)
       for (let i = 0; i < is64.length; i++) {
         words[at++] = this.argLo[i]!
         if (is64[i] === 1) words[at++] = this.argHi[i]!
@@ -542,13 +541,7 @@ export class Tracer {
     if (site.puts) {
       const w = ring.reserve(24, this.now(cpu))
       if (w < 0) return false
-      const words = ring.words
-      words[w] = TRACE_BPUTS | header
-      words[w + 1] = pid
-      words[w + 2] = ADDRESS_LOW_BASE + site.index * 16
-      words[w + 3] = ADDRESS_HIGH
-      words[w + 4] = ADDRESS_LOW_BASE + site.index * 16
-      words[w + 5] = ADDRESS_HIGH
+      writePrintkHead(ring.words, w, TRACE_BPUTS, context, pid, ADDRESS_LOW_BASE + site.index * 16)
       ring.commit()
       return true
     }
@@ -556,14 +549,8 @@ export class Tracer {
     if (argBytes < 0) argBytes = Math.min(this.stringArgBytes(site), TRACE_BUF_SIZE)
     const w = ring.reserve(24 + ((argBytes + 3) & ~3), this.now(cpu))
     if (w < 0) return false
-    const words = ring.words
-    words[w] = TRACE_BPRINT | header
-    words[w + 1] = pid
-    words[w + 2] = ADDRESS_LOW_BASE + site.index * 16
-    words[w + 3] = ADDRESS_HIGH
-    words[w + 4] = ADDRESS_LOW_BASE + site.index * 16
-    words[w + 5] = ADDRESS_HIGH
-    this.packArgs(ring.bytes, (w + 6) * 4, argBytes, site)
+    const first = writePrintkHead(ring.words, w, TRACE_BPRINT, context, pid, ADDRESS_LOW_BASE + site.index * 16)
+    this.packArgs(ring.bytes, first * 4, argBytes, site)
     ring.commit()
     return true
   }
