@@ -12,8 +12,8 @@ import { VmxStatus } from "../../../src/hypervisor/vmx/outcome.ts"
 import type { LogicalProcessor } from "../../../src/hypervisor/vmx/logical-processor.ts"
 import type { CpuState } from "../../../src/guest/cpu/state.ts"
 import { Interruptibility } from "../../../src/guest/cpu/state.ts"
-import { enterVmx, expectStatus, loadNewVmcs, newHost, writeValidVmcs } from "./support.ts"
-import { GDT_BASE, guestCode, IDT_BASE, newGuestCore } from "./guest-support.ts"
+import { expectStatus } from "./support.ts"
+import { vmxGuest } from "./guest-support.ts"
 
 const set = (lp: LogicalProcessor, field: number, bits: number): void => {
   lp.vmread(field)
@@ -30,16 +30,7 @@ const reasonOf = (lp: LogicalProcessor): number => {
  * the VMCALL, and VMRESUME runs on. Returns the second exit's reason and RBX.
  */
 const roundTrip = (before: (lp: LogicalProcessor, core: CpuState) => void, between: (lp: LogicalProcessor) => void) => {
-  const { lp } = newHost()
-  enterVmx(lp)
-  loadNewVmcs(lp)
-  writeValidVmcs(lp)
-  lp.vmwrite(F.GUEST_GDTR_BASE, GDT_BASE)
-  lp.vmwrite(F.GUEST_GDTR_LIMIT, 0x17n)
-  lp.vmwrite(F.GUEST_IDTR_BASE, IDT_BASE)
-  lp.vmwrite(F.GUEST_IDTR_LIMIT, 0x1ffn)
-  const core = newGuestCore(guestCode("vmcall\ninc rbx\nhlt"))
-  lp.core = core
+  const { lp, core } = vmxGuest("vmcall\ninc rbx\nhlt")
   before(lp, core)
   expectStatus(lp.vmlaunch(1000), VmxStatus.VmExit, lp)
   expect(reasonOf(lp)).toBe(ExitReason.VMCALL)

@@ -8,8 +8,8 @@ import { ExitReason } from "../../../src/arch/exit-reasons.ts"
 import { EntryControl, PrimaryControl } from "../../../src/arch/vmx/control-bits.ts"
 import { VmxStatus } from "../../../src/hypervisor/vmx/outcome.ts"
 import type { LogicalProcessor } from "../../../src/hypervisor/vmx/logical-processor.ts"
-import { enterVmx, expectStatus, loadNewVmcs, newHost, writeValidVmcs } from "./support.ts"
-import { GDT_BASE, guestCode, IDT_BASE, newGuestCore } from "./guest-support.ts"
+import { expectStatus } from "./support.ts"
+import { vmxGuest } from "./guest-support.ts"
 
 const EFER_NXE = 1 << 11
 
@@ -19,16 +19,7 @@ const read = (lp: LogicalProcessor, field: number): bigint => {
 }
 
 const launched = (source: string) => {
-  const { lp } = newHost()
-  enterVmx(lp)
-  loadNewVmcs(lp)
-  writeValidVmcs(lp)
-  lp.vmwrite(F.GUEST_GDTR_BASE, GDT_BASE)
-  lp.vmwrite(F.GUEST_GDTR_LIMIT, 0x17n)
-  lp.vmwrite(F.GUEST_IDTR_BASE, IDT_BASE)
-  lp.vmwrite(F.GUEST_IDTR_LIMIT, 0x1ffn)
-  const core = newGuestCore(guestCode(source))
-  lp.core = core
+  const { lp, core } = vmxGuest(source)
   return { lp, core }
 }
 

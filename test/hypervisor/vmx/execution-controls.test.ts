@@ -8,8 +8,8 @@ import { ExitControl, PinControl, PrimaryControl, SecondaryControl } from "../..
 import { VmxStatus } from "../../../src/hypervisor/vmx/outcome.ts"
 import type { LogicalProcessor } from "../../../src/hypervisor/vmx/logical-processor.ts"
 import type { CpuState } from "../../../src/guest/cpu/state.ts"
-import { enterVmx, identityEpt, loadNewVmcs, newHost, writeValidVmcs } from "./support.ts"
-import { GDT_BASE, guestCode, IDT_BASE, newGuestCore } from "./guest-support.ts"
+import { identityEpt } from "./support.ts"
+import { vmxGuest } from "./guest-support.ts"
 
 interface Run {
   readonly lp: LogicalProcessor
@@ -21,16 +21,7 @@ interface Run {
 }
 
 const vm = (source: string, configure: (lp: LogicalProcessor, core: CpuState) => void = () => {}, budget = 10_000): Run => {
-  const { lp } = newHost()
-  enterVmx(lp)
-  loadNewVmcs(lp)
-  writeValidVmcs(lp)
-  lp.vmwrite(F.GUEST_GDTR_BASE, GDT_BASE)
-  lp.vmwrite(F.GUEST_GDTR_LIMIT, 0x17n)
-  lp.vmwrite(F.GUEST_IDTR_BASE, IDT_BASE)
-  lp.vmwrite(F.GUEST_IDTR_LIMIT, 0x1ffn)
-  const core = newGuestCore(guestCode(source))
-  lp.core = core
+  const { lp, core } = vmxGuest(source)
   configure(lp, core)
   const status = lp.vmlaunch(budget)
   const read = (field: number): bigint => {

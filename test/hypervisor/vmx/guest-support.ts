@@ -5,6 +5,9 @@
 import { assemble } from "../../../src/guest/asm/index.ts"
 import { CpuState } from "../../../src/guest/cpu/state.ts"
 import { GuestMemory } from "../../../src/guest/mmu/memory.ts"
+import { VmcsField as F } from "../../../src/arch/vmx/vmcs-fields.ts"
+import type { LogicalProcessor } from "../../../src/hypervisor/vmx/logical-processor.ts"
+import { enterVmx, loadNewVmcs, newHost, writeValidVmcs } from "./support.ts"
 
 export const GUEST_CODE = 0x100000n
 export const IDT_BASE = 0x3000n
@@ -36,3 +39,27 @@ export const newGuestCore = (code: ReadonlyArray<number> | Uint8Array): CpuState
 
 /** Assembles NASM source placed at GUEST_CODE. */
 export const guestCode = (source: string): Uint8Array => assemble(`BITS 64\nORG 0x100000\n${source}\n`).bytes
+
+/** Points the current VMCS's GUEST_GDTR/GUEST_IDTR at this file's GDT and IDT. */
+export const writeGuestDescriptorTables = (lp: LogicalProcessor): void => {
+  lp.vmwrite(F.GUEST_GDTR_BASE, GDT_BASE)
+  lp.vmwrite(F.GUEST_GDTR_LIMIT, 0x17n)
+  lp.vmwrite(F.GUEST_IDTR_BASE, IDT_BASE)
+  lp.vmwrite(F.GUEST_IDTR_LIMIT, 0x1ffn)
+}
+
+/**
+ * A processor in VMX operation with a fresh VMCS current and valid (writeValidVmcs), this file's
+ * GDT and IDT, and a guest core running `source` at GUEST_CODE loaded as its register file; not
+ * yet launched.
+ */
+export const vmxGuest = (source: string): { lp: LogicalProcessor; core: CpuState } => {
+  const { lp } = newHost()
+  enterVmx(lp)
+  loadNewVmcs(lp)
+  writeValidVmcs(lp)
+  writeGuestDescriptorTables(lp)
+  const core = newGuestCore(guestCode(source))
+  lp.core = core
+  return { lp, core }
+}

@@ -11,7 +11,7 @@ import type { LogicalProcessor } from "../../../src/hypervisor/vmx/logical-proce
 import type { CpuState } from "../../../src/guest/cpu/state.ts"
 import { engineOf } from "../../../src/guest/run.ts"
 import { enterVmx, expectStatus, identityEpt, loadNewVmcs, newHost, writeValidVmcs } from "./support.ts"
-import { GDT_BASE, guestCode, IDT_BASE, newGuestCore } from "./guest-support.ts"
+import { guestCode, newGuestCore, writeGuestDescriptorTables } from "./guest-support.ts"
 
 // A data access and a VMCALL per round: every round fills or uses the TLB.
 const CODE = guestCode("top: mov rax, [0x5000]\nvmcall\njmp top")
@@ -25,10 +25,7 @@ const read = (lp: LogicalProcessor, field: number): bigint => {
 const vcpu = (lp: LogicalProcessor) => {
   const vmcs = loadNewVmcs(lp)
   writeValidVmcs(lp)
-  lp.vmwrite(F.GUEST_GDTR_BASE, GDT_BASE)
-  lp.vmwrite(F.GUEST_GDTR_LIMIT, 0x17n)
-  lp.vmwrite(F.GUEST_IDTR_BASE, IDT_BASE)
-  lp.vmwrite(F.GUEST_IDTR_LIMIT, 0x1ffn)
+  writeGuestDescriptorTables(lp)
   lp.vmwrite(F.CPU_BASED_VM_EXEC_CONTROL, read(lp, F.CPU_BASED_VM_EXEC_CONTROL) | BigInt(PrimaryControl.ACTIVATE_SECONDARY_CONTROLS))
   lp.vmwrite(F.SECONDARY_VM_EXEC_CONTROL, BigInt(SecondaryControl.ENABLE_EPT))
   lp.vmwrite(F.EPT_POINTER, identityEpt(lp).eptp)
