@@ -54,6 +54,29 @@ export const bestRate = (work: () => void, operations: number, budgetMs = 400, m
   return best
 }
 
+/** A unit of timed work: `work()` performs `operations` operations. */
+export interface TimedWork {
+  readonly work: () => void
+  readonly operations: number
+}
+
+/**
+ * Best rate (operations per second) of each work, measured in alternation: `rounds` times, each
+ * work in turn for about `budgetMs`. A figure and its calibration timed this way see the same
+ * moments of machine load; timed one after the other on a shared machine, one of them can land
+ * in a busy stretch and the ratio swings 2x.
+ */
+export const alternatingBestRates = (works: ReadonlyArray<TimedWork>, rounds = 8, budgetMs = 80): Array<number> => {
+  const best = works.map(() => 0)
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < works.length; i++) {
+      const { work, operations } = works[i]!
+      best[i] = Math.max(best[i]!, bestRate(work, operations, budgetMs, 1))
+    }
+  }
+  return best
+}
+
 export const result = (name: string, unit: string, value: number, calibration: Figure): BenchResult => ({
   name,
   unit,
