@@ -226,6 +226,18 @@ const saveSegments = (cpu: CpuState, w: Uint32Array, halves: Uint16Array, checks
   }
 }
 
+/** GUEST_RFLAGS at an exit; no entry check reads the arithmetic status flags, so a change confined to them re-checks nothing. */
+const saveRflags = (w: Uint32Array, checks: EntryCheckState, cpu: CpuState): void => {
+  const rflags = cpu.getRflags32() >>> 0
+  const oldRflags = w[W_GUEST_RFLAGS]!
+  const oldRflagsHi = w[W_GUEST_RFLAGS + 1]!
+  if (oldRflags !== rflags || oldRflagsHi !== 0) {
+    w[W_GUEST_RFLAGS] = rflags
+    w[W_GUEST_RFLAGS + 1] = 0
+    if (((oldRflags ^ rflags) & ~RFLAGS_STATUS_FLAGS) !== 0 || oldRflagsHi !== 0) checks.fieldChanged(O_GUEST_RFLAGS)
+  }
+}
+
 /**
  * Saves guest state into the VMCS at a VM exit: every field, self-contained (it is the reference
  * the volatile-only save is tested against).
@@ -241,15 +253,7 @@ export const saveGuestState = (target: VmcsView, cpu: CpuState, checks: EntryChe
   const rip = cpu.rip
   const ripHigh = Math.floor(rip / TWO32)
   put(w, checks, W_GUEST_RIP, O_GUEST_RIP, rip - ripHigh * TWO32, ripHigh)
-  const rflags = cpu.getRflags32() >>> 0
-  const oldRflags = w[W_GUEST_RFLAGS]!
-  const oldRflagsHi = w[W_GUEST_RFLAGS + 1]!
-  if (oldRflags !== rflags || oldRflagsHi !== 0) {
-    w[W_GUEST_RFLAGS] = rflags
-    w[W_GUEST_RFLAGS + 1] = 0
-    // No entry check reads the arithmetic status flags: a change confined to them re-checks nothing.
-    if (((oldRflags ^ rflags) & ~RFLAGS_STATUS_FLAGS) !== 0 || oldRflagsHi !== 0) checks.fieldChanged(O_GUEST_RFLAGS)
-  }
+  saveRflags(w, checks, cpu)
   put32(w, checks, W_GUEST_INTERRUPTIBILITY_INFO, O_GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility)
   put32(w, checks, W_GUEST_ACTIVITY_STATE, O_GUEST_ACTIVITY_STATE, cpu.activityState)
   saveSegments(cpu, w, target.page.halves, checks)
@@ -298,14 +302,7 @@ export const saveVolatileGuestState = (target: VmcsView, cpu: CpuState, checkSta
     w[W_GUEST_RIP + 1] = ripHi
     checkState.fieldChanged(O_GUEST_RIP)
   }
-  const rflags = cpu.getRflags32() >>> 0
-  const oldRflags = w[W_GUEST_RFLAGS]!
-  const oldRflagsHi = w[W_GUEST_RFLAGS + 1]!
-  if (oldRflags !== rflags || oldRflagsHi !== 0) {
-    w[W_GUEST_RFLAGS] = rflags
-    w[W_GUEST_RFLAGS + 1] = 0
-    if (((oldRflags ^ rflags) & ~RFLAGS_STATUS_FLAGS) !== 0 || oldRflagsHi !== 0) checkState.fieldChanged(O_GUEST_RFLAGS)
-  }
+  saveRflags(w, checkState, cpu)
   const interruptibility = cpu.interruptibility >>> 0
   if (w[W_GUEST_INTERRUPTIBILITY_INFO] !== interruptibility) {
     w[W_GUEST_INTERRUPTIBILITY_INFO] = interruptibility
