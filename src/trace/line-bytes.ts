@@ -17,6 +17,20 @@ export const latin1Bytes = (text: string): Uint8Array | null => {
   return out
 }
 
+/** `.uuuuuu: ` (six zero-padded microsecond digits) at `at`; returns the index after it. */
+const writeMicrosTail = (bytes: Uint8Array, at: number, micros: number): number => {
+  let rem = micros
+  bytes[at] = 0x2e // "."
+  for (let i = 6; i >= 1; i--) {
+    const q = (rem / 10) | 0
+    bytes[at + i] = DIGIT_0 + (rem - q * 10)
+    rem = q
+  }
+  bytes[at + 7] = 0x3a // ":"
+  bytes[at + 8] = 0x20
+  return at + 9
+}
+
 export class LineBytes {
   bytes: Uint8Array
   private view: Buffer
@@ -163,26 +177,17 @@ export class LineBytes {
       this.stampColumn(ns)
       return
     }
-    let rem = (us - secs * 1_000_000) | 0
     const cached = this.stampSecsBytes
     const m = this.stampSecsLength
     for (let i = 0; i < m; i++) bytes[at++] = cached[i]!
-    bytes[at] = 0x2e // "."
-    for (let i = 6; i >= 1; i--) {
-      const q = (rem / 10) | 0
-      bytes[at + i] = DIGIT_0 + (rem - q * 10)
-      rem = q
-    }
-    bytes[at + 7] = 0x3a // ":"
-    bytes[at + 8] = 0x20
-    this.length = at + 9
+    this.length = writeMicrosTail(bytes, at, (us - secs * 1_000_000) | 0)
   }
 
   /** `%5lu.%06lu: ` of a nanosecond time, microseconds rounded to nearest (ns2usecs). */
   stampColumn(ns: number): void {
     const us = Math.floor((ns + 500) / 1000)
     const secs = Math.floor(us / 1_000_000)
-    let rem = us - secs * 1_000_000
+    const rem = us - secs * 1_000_000
     this.ensure(32)
     let bytes = this.bytes
     if (secs === this.stampSecs) {
@@ -202,15 +207,6 @@ export class LineBytes {
       this.stampSecsLength = this.length - begin
       this.stampSecsBytes.set(bytes.subarray(begin, this.length))
     }
-    let at = this.length
-    bytes[at] = 0x2e // "."
-    for (let i = 6; i >= 1; i--) {
-      const q = (rem / 10) | 0
-      bytes[at + i] = DIGIT_0 + (rem - q * 10)
-      rem = q
-    }
-    bytes[at + 7] = 0x3a // ":"
-    bytes[at + 8] = 0x20
-    this.length = at + 9
+    this.length = writeMicrosTail(bytes, this.length, rem)
   }
 }
