@@ -1,5 +1,5 @@
 // trace_printk on its fast path (records of 4- and 8-byte integer arguments) and through KVM's
-// FtraceSink (printf with an argument array, printfNumbers without one): the text read back is
+// FtraceSink (printf with an argument array, printfWords with staged halves): the text read back is
 // what C's printf makes of the same 64-bit values, computed here from BigInt, and the fast
 // path's records equal the general path's (taken with the counter clock).
 
@@ -95,7 +95,7 @@ describe("trace_printk with integer arguments", () => {
 describe("FtraceSink trace_printk", () => {
   const int = fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 32 }), fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }))
 
-  it("printfNumbers prints what printf prints for the same numbers, and what C prints for them", () => {
+  it("printf with up to four numbers (the direct path, no staging) prints what C prints for them", () => {
     fc.assert(
       fc.property(formatArb.filter((p) => p.length <= 4), fc.array(int, { minLength: 4, maxLength: 4 }), (parts, values) => {
         const format = "v: " + parts.map(([c, lit]) => CONVERSIONS[c]![0] + lit).join("") + "\n"
@@ -104,21 +104,21 @@ describe("FtraceSink trace_printk", () => {
         const sink = new FtraceSink(t)
         sink.printf(2, 12398, "kvm_emulate_hypercall", format, values.slice(0, parts.length))
         expect(lastText(t, 2)).toBe(text)
-        sink.printfNumbers(2, 12398, "kvm_emulate_hypercall", format, values[0], values[1], values[2], values[3])
+        sink.printf(2, 12398, "kvm_emulate_hypercall", format, values)
         expect(lastText(t, 2)).toBe(text)
       }),
       { numRuns: 300 },
     )
   })
 
-  it("printfNumbers prints 0 for conversions past the fourth and decimal text for %s", () => {
+  it("printf of up to four numbers prints 0 for conversions past the fourth; a string argument takes the staged path", () => {
     const t = testTrace(small)
     const sink = new FtraceSink(t)
-    sink.printfNumbers(0, 12398, "fn", "%d %d %d %d %d %lu\n", 1, 2, 3, 4)
+    sink.printf(0, 12398, "fn", "%d %d %d %d %d %lu\n", [1, 2, 3, 4])
     expect(lastText(t, 0)).toBe("fn: 1 2 3 4 0 0\n")
-    sink.printfNumbers(0, 12398, "fn", "id %d name %s\n", 7, 42)
+    sink.printf(0, 12398, "fn", "id %d name %s\n", [7, "42"])
     expect(lastText(t, 0)).toBe("fn: id 7 name 42\n")
-    sink.printfNumbers(0, 12398, "fn", "no arguments\n")
+    sink.printf(0, 12398, "fn", "no arguments\n", [])
     expect(lastText(t, 0)).toBe("fn: no arguments\n")
   })
 
@@ -192,17 +192,17 @@ describe("FtraceSink trace_printk", () => {
     const sink = new FtraceSink(t)
     t.tracer.tracingOn = false
     sink.printf(0, 12398, "fn", "x %d\n", [1])
-    sink.printfNumbers(0, 12398, "fn", "y %d\n", 2)
+    sink.printf(0, 12398, "fn", "y %d\n", [2])
     expect(t.tracer.rings[0]!.entries).toBe(0)
     expect(t.tracer.expanded).toBe(true)
     t.tracer.tracingOn = true
-    sink.printfNumbers(0, 12398, "fn", "y %d\n", 3)
+    sink.printf(0, 12398, "fn", "y %d\n", [3])
     expect(lastText(t, 0)).toBe("fn: y 3\n")
   })
 
   it("refuses a format the kernel's trace_printk cannot take, naming it", () => {
     const sink = new FtraceSink(testTrace(small))
     expect(() => sink.printf(0, 1, "fn", "%f\n", [1])).toThrow(/%f/)
-    expect(() => sink.printfNumbers(0, 1, "fn", "%p\n", 1)).toThrow(/%p/)
+    expect(() => sink.printf(0, 1, "fn", "%p\n", [1])).toThrow(/%p/)
   })
 })

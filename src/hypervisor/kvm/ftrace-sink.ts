@@ -127,17 +127,6 @@ export class FtraceSink implements KvmTraceSink {
     tracer.printk(cpu, pid, TASK_CONTEXT, site)
   }
 
-  /**
-   * printf with up to four numeric arguments passed directly (no array): integers, negative ones
-   * sign-extended to 64 bits as C's varargs would; each feeds the format's conversion of the
-   * same position. Conversions past the fourth print 0; a %s prints the number's decimal text.
-   */
-  printfNumbers(cpu: number, pid: number, fn: string, format: string, a0 = 0, a1 = 0, a2 = 0, a3 = 0): void {
-    let site = this.lastSite
-    if (site === undefined || format !== this.lastFormat || fn !== this.lastFn) site = this.siteFor(fn, format)
-    this.writers[cpu]!.printkNumbers(pid, TASK_CONTEXT, site, a0, a1, a2, a3)
-  }
-
   /** printf with integer arguments as 32-bit halves, any number of them (see KvmTraceSink.printfWords). */
   printfWords(cpu: number, pid: number, fn: string, format: string, lo: Uint32Array, hi: Uint32Array, count: number): void {
     let site = this.lastSite

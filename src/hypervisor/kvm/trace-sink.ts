@@ -73,12 +73,6 @@ export interface KvmTraceSink {
   /** trace_printk(format, args...) from kernel function `fn`; formats end with "\n" as kernel ones do. */
   printf(cpu: number, pid: number, fn: string, format: string, args: ReadonlyArray<number | bigint | string>): void
   /**
-   * printf for formats whose arguments are all numbers, up to four passed directly (nothing
-   * allocated: the hot-path form). Integers; negative ones are sign-extended to 64 bits. Optional
-   * so that wrapping sinks keep compiling; a caller falls back to printf when it is missing.
-   */
-  printfNumbers?(cpu: number, pid: number, fn: string, format: string, a0?: number, a1?: number, a2?: number, a3?: number): void
-  /**
    * printf for formats whose arguments are all integers, any number of them, given as unsigned
    * 32-bit halves: argument i is hi[i] * 2^32 + lo[i] for i < count (nothing allocated; the arrays
    * are only read during the call). Conversions past `count` print 0; %s prints the decimal text.
@@ -113,6 +107,5 @@ export class NullTraceSink implements KvmTraceSink {
   vcpuWakeup(): void {}
   mmio(): void {}
   printf(): void {}
-  printfNumbers(): void {}
   printfWords(): void {}
 }
