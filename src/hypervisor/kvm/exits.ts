@@ -8,7 +8,6 @@ import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
 import { PrimaryControl } from "../../arch/vmx/control-bits.ts"
 import { Reg } from "../../guest/cpu/state.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
-import { byteOffset } from "../vmx/vmcs-layout.ts"
 import { lookupCpuid } from "./cpuid.ts"
 import type { CpuidAnswer } from "./cpuid.ts"
 import { Cost } from "./costs.ts"
@@ -39,24 +38,18 @@ export const LOCAL_TIMER_VECTOR = 0xec
 const hi32 = (v: number): number => Math.floor(v / TWO32) >>> 0
 const lo32 = (v: number): number => (v - Math.floor(v / TWO32) * TWO32) >>> 0
 
-// Word indices (in the VMCS region) of the 32-bit fields read on every exit. KVM reads them with
-// VMREAD from the VMCS it made current before the entry, which the run loop checked, so the
-// instruction's own checks cannot fail here: the hot path reads the words directly.
-const wordOf = (encoding: number): number => byteOffset[encoding]! >>> 2
-const W_EXIT_INSTRUCTION_LEN = wordOf(F.VM_EXIT_INSTRUCTION_LEN)
-const W_GUEST_INTERRUPTIBILITY = wordOf(F.GUEST_INTERRUPTIBILITY_INFO)
-/** Low half of EXIT_QUALIFICATION (natural width). */
-export const W_EXIT_QUALIFICATION = wordOf(F.EXIT_QUALIFICATION)
-export const W_IDT_VECTORING_INFO = wordOf(F.IDT_VECTORING_INFO_FIELD)
+// The exit handlers read the fields of the VMCS KVM made current before the entry (the run loop
+// checked it), so VMREAD's own checks cannot fail here: the hot path reads through the current
+// VMCS's view (`lp.view.lo`, by encoding; low 32 bits of natural-width fields).
 
 /** kvm_skip_emulated_instruction: RIP += instruction length, STI/MOV-SS blocking ends. */
 export const skipInstruction = (vcpu: Vcpu, lp: LogicalProcessor): void => {
-  const words = lp.view.page.words
-  const rip = vcpu.regs.rip + words[W_EXIT_INSTRUCTION_LEN]!
+  const view = lp.view
+  const rip = vcpu.regs.rip + view.lo(F.VM_EXIT_INSTRUCTION_LEN)
   if (rip >= 0 && rip < TWO32) lp.vmwriteLo(F.GUEST_RIP, rip)
   else lp.vmwrite(F.GUEST_RIP, (BigInt(hi32(rip)) << 32n) | BigInt(lo32(rip)))
   vcpu.regs.rip = rip
-  const interruptibility = words[W_GUEST_INTERRUPTIBILITY]!
+  const interruptibility = view.lo(F.GUEST_INTERRUPTIBILITY_INFO)
   if ((interruptibility & STI_MOVSS_BLOCKING) !== 0) lp.vmwriteLo(F.GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~STI_MOVSS_BLOCKING)
 }
 
@@ -155,7 +148,7 @@ const handleNop: ExitHandler = (vcpu, lp) => {
 }
 
 const handleCrAccess: ExitHandler = (vcpu, lp) => {
-  const q = lp.view.page.words[W_EXIT_QUALIFICATION]!
+  const q = lp.view.lo(F.EXIT_QUALIFICATION)
   const cr = q & 15
   const type = (q >>> 4) & 3
   const reg = (q >>> 8) & 15
@@ -208,7 +201,7 @@ const handleCrAccess: ExitHandler = (vcpu, lp) => {
 }
 
 const handleIo: ExitHandler = (vcpu, lp) => {
-  const q = lp.view.page.words[W_EXIT_QUALIFICATION]!
+  const q = lp.view.lo(F.EXIT_QUALIFICATION)
   const size = (q & 7) + 1
   const isIn = (q & 8) !== 0
   const isString = (q & 16) !== 0

@@ -13,13 +13,12 @@ import { engineOf } from "../../guest/run.ts"
 import { Errno } from "../../host/errno.ts"
 import type { Thread } from "../../host/scheduler.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
-import { byteOffset } from "../vmx/vmcs-layout.ts"
 import { VmxStatus } from "../vmx/outcome.ts"
 import { Cost } from "./costs.ts"
 import { kvmError } from "./errors.ts"
 import type { KvmError } from "./errors.ts"
 import { ExitVerdict } from "./exit-hook.ts"
-import { LOCAL_TIMER_VECTOR, Next, W_IDT_VECTORING_INFO, exitHandlerFor, skipInstruction } from "./exits.ts"
+import { LOCAL_TIMER_VECTOR, Next, exitHandlerFor, skipInstruction } from "./exits.ts"
 import { EXIT_REASON_SLOTS, VcpuStat } from "./stats.ts"
 import { KvmEvent } from "./trace-sink.ts"
 import type { KvmCpuTraceSink } from "./trace-sink.ts"
@@ -28,7 +27,6 @@ import { Pending } from "./vcpu.ts"
 import type { Vcpu } from "./vcpu.ts"
 
 const TWO32 = 4294967296
-const W_PREEMPTION_TIMER = byteOffset[F.VMX_PREEMPTION_TIMER_VALUE]! >>> 2
 
 /** Why the synchronous loop stopped. */
 const Stop = {
@@ -298,7 +296,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
       const sliceLeft = thread.sliceEndNs - now
       const timer = Math.min(0xffffffff, Math.ceil(Math.max(1, ns === 1 ? sliceLeft : Math.floor(sliceLeft / ns)) / timerScale))
       // VMWRITE only a changed value (the field holds KVM's last write: no exit control saves it).
-      if (lp.view.page.words[W_PREEMPTION_TIMER] !== timer) lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, timer)
+      if (lp.view.lo(F.VMX_PREEMPTION_TIMER_VALUE) !== timer) lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, timer)
     }
     if (exitHook.entryCallbacks.length !== 0 && !notifyEntryObservers(vcpu, cpu)) return Stop.Dead
     if (traceOn[KvmEvent.entry] === 1) {
@@ -356,7 +354,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
       vcpu.run.exit = { reason: KvmExit.FAIL_ENTRY, hardwareEntryFailureReason: BigInt(exitReason), cpu }
       return Stop.Userspace
     }
-    if ((lp.view.page.words[W_IDT_VECTORING_INFO]! & 0x80000000) !== 0) requeueVectoring(vcpu, lp)
+    if ((lp.view.lo(F.IDT_VECTORING_INFO_FIELD) & 0x80000000) !== 0) requeueVectoring(vcpu, lp)
     let next: Next
     try {
       next = exitHandlerFor(basic)(vcpu, lp, basic)
@@ -370,8 +368,6 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   }
 }
 
-const W_EXIT_INTR_INFO = byteOffset[F.VM_EXIT_INTR_INFO]! >>> 2
-const W_EXIT_INTR_ERROR_CODE = byteOffset[F.VM_EXIT_INTR_ERROR_CODE]! >>> 2
 /** Valid, hardware exception, error code delivered (is_exception_with_error_code). */
 const EXCEPTION_WITH_ERROR_CODE = 0x80000b00
 const EXCEPTION_WITH_ERROR_CODE_MASK = 0x80000f00
@@ -384,16 +380,16 @@ const EXCEPTION_WITH_ERROR_CODE_MASK = 0x80000f00
  */
 const traceExit = (vcpu: Vcpu, lp: LogicalProcessor, cpuTrace: KvmCpuTraceSink, eraA: boolean, pid: number, exitReason: number): void => {
   const regs = vcpu.regs
-  const words = lp.view.page.words
-  const exitIntrInfo = words[W_EXIT_INTR_INFO]!
+  const view = lp.view
+  const exitIntrInfo = view.lo(F.VM_EXIT_INTR_INFO)
   let info2 = 0
   let intrInfo = 0
   let errorCode = 0
   if (eraA) info2 = exitIntrInfo
   else if ((exitReason & 0x80000000) === 0) {
-    info2 = words[W_IDT_VECTORING_INFO]!
+    info2 = view.lo(F.IDT_VECTORING_INFO_FIELD)
     intrInfo = exitIntrInfo
-    if ((exitIntrInfo & EXCEPTION_WITH_ERROR_CODE_MASK) >>> 0 === EXCEPTION_WITH_ERROR_CODE) errorCode = words[W_EXIT_INTR_ERROR_CODE]!
+    if ((exitIntrInfo & EXCEPTION_WITH_ERROR_CODE_MASK) >>> 0 === EXCEPTION_WITH_ERROR_CODE) errorCode = view.lo(F.VM_EXIT_INTR_ERROR_CODE)
   }
   const rip = regs.rip
   // RIP is kept sign-extended from bit 47; below 4 GiB it is its own low half.

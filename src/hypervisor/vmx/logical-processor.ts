@@ -468,14 +468,12 @@ export class LogicalProcessor implements OutcomeSource {
       this.status = VmxStatus.FailInvalid
       return 0
     }
-    const at = (encoding & 0x7fff) === encoding ? readIndex[encoding]! : -1
-    if (at < 0) {
+    if ((encoding & 0x7fff) !== encoding || readIndex[encoding]! < 0) {
       this.status = this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
       return 0
     }
     this.status = VmxStatus.Succeed
-    const page = this.view.page
-    return (at & 1) === 0 ? page.words[at >>> 1]! : page.halves[at >>> 1]!
+    return this.view.lo(encoding)
   }
 
   vmwrite(encoding: number, value: bigint): VmxStatus {

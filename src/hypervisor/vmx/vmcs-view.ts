@@ -1,6 +1,6 @@
 // Typed reads and writes of VMCS fields inside a region page, by encoding, using the layout's
 // offset table. No allocation on the number paths; bigint only at the boundary accessors.
-import { Access as AccessImport, accessKind as accessKindImport, byteOffset as byteOffsetImport } from "./vmcs-layout.ts"
+import { Access as AccessImport, accessKind as accessKindImport, byteOffset as byteOffsetImport, readIndex as readIndexImport } from "./vmcs-layout.ts"
 import type { HostPage } from "./host-memory.ts"
 
 // Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
@@ -8,6 +8,7 @@ import type { HostPage } from "./host-memory.ts"
 const Access = AccessImport
 const accessKind = accessKindImport
 const byteOffset = byteOffsetImport
+const readIndex = readIndexImport
 
 export class VmcsView {
   page: HostPage
@@ -16,10 +17,10 @@ export class VmcsView {
     this.page = page
   }
 
-  /** Low 32 bits of a supported field (zero-extended for 16-bit fields). Full-access encodings only. */
+  /** The 32 bits a VMREAD of a supported encoding returns: a field's low 32 bits (16-bit fields zero-extended), a `_HIGH` encoding's high word. */
   lo(encoding: number): number {
-    const offset = byteOffset[encoding]!
-    return accessKind[encoding] === Access.Bits16 ? this.page.halves[offset >>> 1]! : this.page.words[offset >>> 2]!
+    const at = readIndex[encoding]!
+    return (at & 1) === 0 ? this.page.words[at >>> 1]! : this.page.halves[at >>> 1]!
   }
 
   /** Bits 63:32 of a 64-bit or natural-width field. */
