@@ -74,18 +74,7 @@ export const formatSecondsUs = (ns: number): string => {
 }
 
 /** The timestamp column of an event line with its `: ` separator. */
-export const formatStampColumn = (ns: number): string => {
-  const us = Math.floor((ns + 500) / 1000)
-  const secs = Math.floor(us / 1_000_000)
-  const rem = us - secs * 1_000_000
-  if (secs !== cachedSecs) {
-    const s = String(secs)
-    cachedSecs = secs
-    cachedSecsText = (s.length < 5 ? "     ".slice(s.length) + s : s) + "."
-  }
-  const r = String(rem)
-  return cachedSecsText + (r.length < 6 ? "000000".slice(r.length) + r : r) + ": "
-}
+export const formatStampColumn = (ns: number): string => formatSecondsUs(ns) + ": "
 
 /** comm as trace_find_cmdline prints it: `<idle>` for pid 0, `<...>` when unknown, at most 15 characters. */
 export const commForDisplay = (pid: number, comm: string | undefined): string => {
