@@ -127,6 +127,10 @@ export class FtraceSink implements KvmTraceSink {
     tracer.printk(cpu, pid, TASK_CONTEXT, site)
   }
 
+  registerPrintk(fn: string, format: string): void {
+    if (this.lastSite === undefined || format !== this.lastFormat || fn !== this.lastFn) this.siteFor(fn, format)
+  }
+
   /** printf with integer arguments as 32-bit halves, any number of them (see KvmTraceSink.printfWords). */
   printfWords(cpu: number, pid: number, fn: string, format: string, lo: Uint32Array, hi: Uint32Array, count: number): void {
     let site = this.lastSite

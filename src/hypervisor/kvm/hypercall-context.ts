@@ -9,6 +9,7 @@ import { Reg } from "../../guest/cpu/state.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
 import { Cost } from "./costs.ts"
 import type { HypercallCall, HypercallVcpu } from "./hypercalls.ts"
+import type { KvmTraceSink } from "./trace-sink.ts"
 import type { Vcpu } from "./vcpu.ts"
 
 /** a0..a3 of the Linux hypercall ABI. */
@@ -19,6 +20,16 @@ const TWO32 = 4294967296
 /** A staged value whose high half is below this is exact as a number (< 2^53); wider ones go as bigint. */
 const EXACT_HIGH_LIMIT = 0x200000
 const PRINTK_FUNCTION = "kvm_emulate_hypercall"
+
+/**
+ * Whether a trace_printk of `format` is recorded now; if not, its call site is still registered
+ * (nothing else is built for a record that would not be stored).
+ */
+const reachesSink = (trace: KvmTraceSink, format: string): boolean => {
+  if (trace.recording) return true
+  trace.registerPrintk(PRINTK_FUNCTION, format)
+  return false
+}
 
 export class HypercallContext implements HypercallCall {
   /** The caller is in 64-bit mode (arguments are 64-bit; otherwise truncated to 32 bits). */
@@ -76,9 +87,8 @@ export class HypercallContext implements HypercallCall {
   printfStaged(format: string, count: number): void {
     const vcpu = this.caller
     vcpu.thread?.charge(Cost.traceNs)
-    const kvm = vcpu.vm.kvm
-    if (!kvm.printkReachesSink(format)) return
-    const trace = kvm.trace
+    const trace = vcpu.vm.kvm.trace
+    if (!reachesSink(trace, format)) return
     if (this.noStringsStaged(count)) {
       // Integers only: their halves go to the sink as staged, no argument array.
       trace.printfWords(vcpu.loadedCpu, pidOf(vcpu), PRINTK_FUNCTION, format, this.stagedLo, this.stagedHi, count)
@@ -109,8 +119,8 @@ export class HypercallContext implements HypercallCall {
   private emit(format: string, args: ReadonlyArray<number | bigint | string>): void {
     const vcpu = this.caller
     vcpu.thread?.charge(Cost.traceNs)
-    const kvm = vcpu.vm.kvm
-    if (kvm.printkReachesSink(format)) kvm.trace.printf(vcpu.loadedCpu, pidOf(vcpu), PRINTK_FUNCTION, format, args)
+    const trace = vcpu.vm.kvm.trace
+    if (reachesSink(trace, format)) trace.printf(vcpu.loadedCpu, pidOf(vcpu), PRINTK_FUNCTION, format, args)
   }
 
   // ---------------------------------------------------------------- VMCS, other vCPUs, user space

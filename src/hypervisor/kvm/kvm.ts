@@ -49,9 +49,6 @@ export class Kvm {
   readonly config: VmcsConfig
   readonly vcpuInfoHypercall: number
   readonly trace: KvmTraceSink
-  /** trace_printk formats already handed to the sink (their call sites exist), and the last one. */
-  private readonly printkFormatsSeen = new Set<string>()
-  private lastPrintkFormat: string | undefined
   private readonly lps: PerCpu<LogicalProcessor>
   private readonly vmxonRegions: Array<bigint> = []
   private readonly vms = new Set<Vm>()
@@ -86,20 +83,6 @@ export class Kvm {
   /** Whether KVM's trace_printk records now (tracing_on and no reader holding recording off). */
   get printkRecording(): boolean {
     return this.trace.recording
-  }
-
-  /**
-   * Whether a trace_printk of `format` must go to the sink: it records now, or it is the format's
-   * first use (the sink registers its call site then, which expands the ring buffers as loading
-   * code with trace_printk does). Otherwise it would store nothing and the caller skips building it.
-   */
-  printkReachesSink(format: string): boolean {
-    if (this.trace.recording) return true
-    if (format === this.lastPrintkFormat) return false
-    this.lastPrintkFormat = format
-    if (this.printkFormatsSeen.has(format)) return false
-    this.printkFormatsSeen.add(format)
-    return true
   }
 
   lp(cpu: number): LogicalProcessor {

@@ -37,9 +37,15 @@ export interface KvmTraceSink {
   readonly on: Uint8Array
   /**
    * Whether a trace_printk now would be recorded (tracing_on, not paused by an open `trace`).
-   * When false, KVM builds no arguments for printf except at a format's first use.
+   * When false, KVM builds no arguments for printf and only calls registerPrintk.
    */
   readonly recording: boolean
+  /**
+   * Registers the trace_printk call site of (fn, format) if this is its first use, recording
+   * nothing: what a trace_printk that is not recorded still does (a site's first use expands the
+   * ring buffers, as loading code with trace_printk does).
+   */
+  registerPrintk(fn: string, format: string): void
   /** entry, exit and hypercall of host CPU `cpu`, with the kernel's contexts filled in. */
   forCpu(cpu: number): KvmCpuTraceSink
   entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void
@@ -91,6 +97,7 @@ const nullCpuTraceSink = new NullCpuTraceSink()
 export class NullTraceSink implements KvmTraceSink {
   readonly on = new Uint8Array(KVM_EVENT_COUNT)
   readonly recording = false
+  registerPrintk(): void {}
   forCpu(): KvmCpuTraceSink {
     return nullCpuTraceSink
   }
