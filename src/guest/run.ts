@@ -25,16 +25,11 @@ export const RunOutcome = {
 } as const
 export type RunOutcome = (typeof RunOutcome)[keyof typeof RunOutcome]
 
-const engines = new WeakMap<CpuState, Engine>()
-
 /** The execution engine of a CPU (TLB, decode cache hookup), created on first use. */
 export const engineOf = (cpu: CpuState): Engine => {
-  let k = engines.get(cpu)
-  if (k === undefined) {
-    k = new Engine(cpu)
-    engines.set(cpu, k)
-  }
-  return k
+  const k = cpu.engine
+  if (k !== null) return k
+  return (cpu.engine = new Engine(cpu))
 }
 
 /**
@@ -496,8 +491,36 @@ const loop = (k: Engine, limit: number): RunOutcome => {
           case /* Op.ENDBR */ 132:
             pc = next
             break
+          case /* Op.MOV_RR32 */ 133: {
+            // A 32-bit destination is zero-extended into bits 63:32 (`mov ebx, ecx`).
+            const d = D[i + /* F_RM */ 7]!
+            lo[d] = lo[D[i + /* F_REG */ 6]!]!
+            hi[d] = 0
+            pc = next
+            break
+          }
+          case /* Op.MOV_RI */ 134: {
+            // B8+r: the record holds the whole value (immHi is 0 for the 32-bit form).
+            const d = D[i + /* F_REG */ 6]!
+            lo[d] = D[i + /* F_IMMLO */ 13]!
+            hi[d] = D[i + /* F_IMMHI */ 14]!
+            pc = next
+            break
+          }
+          case /* Op.VMCALL */ 108: {
+            // The hypercall instruction: in VMX non-root operation it always exits (no control
+            // decides it), so the exit is filled here without the trip through executeSlow.
+            cpu.rip = base + pc
+            if (cpu.intercepts === null) k.ud()
+            k.curLen = D[i + /* F_LEN */ 2]!
+            k.nextRip = base + next
+            k.exitNow(ExitReason.VMCALL, 0, 0, 0)
+            k.used = units
+            cpu.instructionsRetired += units - skipped
+            return RunOutcome.VM_EXIT
+          }
           default: {
-            // Outside the dense range 119..132 (which V8 turns into a jump table): the other
+            // Outside the dense range 108..134 (which V8 turns into a jump table): the other
             // hot branches, then everything else in executeSlow (its own jump table).
             const op = D[i + /* F_OP */ 0]!
             if (op === /* Op.JCC */ 50) {
@@ -524,30 +547,6 @@ const loop = (k: Engine, limit: number): RunOutcome => {
               break
             }
             if (op === /* Op.NOP */ 77) {
-              pc = next
-              break
-            }
-            // 32-bit register moves and MOV r32/r64, imm (hypercall setup: `mov eax, nr`,
-            // `mov ebx, ecx`): a 32-bit destination zero-extends into bits 63:32.
-            if (op === /* Op.MOV_R_I */ 28) {
-              const size = D[i + /* F_OSZ */ 3]!
-              if (size >= 4) {
-                const d = D[i + /* F_REG */ 6]!
-                lo[d] = D[i + /* F_IMMLO */ 13]!
-                hi[d] = size === 8 ? D[i + /* F_IMMHI */ 14]! : 0
-                pc = next
-                break
-              }
-            } else if (op === /* Op.MOV_RM_R */ 25 && D[i + /* F_OSZ */ 3] === 4 && (D[i + /* F_FLAGS */ 15]! & /* FL_MEM */ 1) === 0) {
-              const d = D[i + /* F_RM */ 7]!
-              lo[d] = lo[D[i + /* F_REG */ 6]!]!
-              hi[d] = 0
-              pc = next
-              break
-            } else if (op === /* Op.MOV_R_RM */ 26 && D[i + /* F_OSZ */ 3] === 4 && (D[i + /* F_FLAGS */ 15]! & /* FL_MEM */ 1) === 0) {
-              const d = D[i + /* F_REG */ 6]!
-              lo[d] = lo[D[i + /* F_RM */ 7]!]!
-              hi[d] = 0
               pc = next
               break
             }

@@ -32,6 +32,10 @@ for (let i = 0; i < 256; i++) {
   parityTable[i] = (bits & 1) === 0 ? PF : 0
 }
 
+/** Sign bit (0 or 1) of a result held as halves at operand size `size`. */
+const signBit = (size: number, lo: number, hi: number): number =>
+  size === 8 ? hi >>> 31 : size === 4 ? lo >>> 31 : size === 2 ? (lo >> 15) & 1 : (lo >> 7) & 1
+
 export class LazyFlags {
   op = 0
   /** Operand size in bytes: 1, 2, 4 or 8. */
@@ -137,16 +141,35 @@ export class LazyFlags {
     return xLo >>> 0 < yLo >>> 0
   }
 
+  /**
+   * The six arithmetic flags as RFLAGS bits: the rules of cf() ... of() in one pass over the
+   * fields, with ZF/SF/PF shared by every operation and the CF/OF/AF rules by operation (every
+   * VM exit saves RFLAGS, so this runs once per exit; a property test pins it to the getters).
+   */
   materialize(): number {
-    if (this.op === FlagOp.NONE) return this.stored
-    return (
-      (this.cf() ? CF : 0) |
-      (this.pf() ? PF : 0) |
-      (this.af() ? AF : 0) |
-      (this.zf() ? ZF : 0) |
-      (this.sf() ? SF : 0) |
-      (this.of() ? OF : 0)
-    )
+    const op = this.op
+    if (op === /* FlagOp.NONE */ 0) return this.stored
+    const size = this.size
+    const rLo = this.resLo
+    const rHi = this.resHi
+    let f = parityTable[rLo & 0xff]!
+    if (size === 8 ? (rLo | rHi) === 0 : rLo === 0) f |= ZF
+    if (signBit(size, rLo, rHi) !== 0) f |= SF
+    if (op === /* FlagOp.LOGIC */ 5) return f
+    const aLo = this.aLo
+    const aHi = this.aHi
+    const bLo = this.bLo
+    const bHi = this.bHi
+    if (((aLo ^ bLo ^ rLo) & 0x10) !== 0) f |= AF
+    // OF: ADD-like when the operands agree in sign and the result does not; SUB-like when they
+    // differ and the result's sign differs from the first operand's.
+    const addLike = op === /* FlagOp.ADD */ 1 || op === /* FlagOp.ADC */ 2 || op === /* FlagOp.INC */ 6
+    const ofBit = addLike
+      ? signBit(size, (aLo ^ rLo) & (bLo ^ rLo), (aHi ^ rHi) & (bHi ^ rHi))
+      : signBit(size, (aLo ^ bLo) & (aLo ^ rLo), (aHi ^ bHi) & (aHi ^ rHi))
+    if (ofBit !== 0) f |= OF
+    if (op === /* FlagOp.INC */ 6 || op === /* FlagOp.DEC */ 7 ? this.cin !== 0 : this.cf()) f |= CF
+    return f
   }
 
   /** Evaluates condition code cc (0..15: O NO B AE E NE BE A S NS P NP L GE LE G). */

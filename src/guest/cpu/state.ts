@@ -4,6 +4,7 @@
 // GET/SET_REGS, the VMCS guest-state area, tests).
 
 import { Efer, Rflags } from "../../arch/x86.ts"
+import type { Engine } from "../exec/engine.ts"
 import { ExitRecord, type Intercepts } from "../intercept.ts"
 import type { GuestMemory } from "../mmu/memory.ts"
 import { LazyFlags } from "./flags.ts"
@@ -336,6 +337,9 @@ export class CpuState {
       this.irrCount--
     }
   }
+
+  /** The execution engine (TLB, decode-cache hookup) runBatch drives; created on first use by engineOf. */
+  engine: Engine | null = null
 
   /** TLB and decoded-code consumers hook this (the MMU installs itself). */
   tlbFlusher: (() => void) | null = null

@@ -479,6 +479,8 @@ const decodeOneByte = (c: Ctx, d: DecodedInstruction): void => {
       d.immHi = hi
     } else immU(c, d, osz)
     set(d, Op.MOV_R_I, osz === 8 ? "movabs" : "mov")
+    // 32- and 64-bit forms: immHi is 0 or the immediate's high half, so the move is two stores.
+    if (osz >= 4) d.op = Op.MOV_RI
     d.reg = (b & 7) | ((d.rex & 1) << 3)
     fixedReg(d, d.reg, osz)
     immOperand(d, osz)
@@ -575,6 +577,7 @@ const decodeOneByte = (c: Ctx, d: DecodedInstruction): void => {
       rmOperand(d, size)
       regOperand(d, size)
       if (size === 8 && !d.hasMem) d.op = Op.MOV_RR64
+      else if (size === 4 && !d.hasMem) d.op = Op.MOV_RR32
       return finishLock(d, false)
     }
     case 0x8a:
@@ -585,12 +588,12 @@ const decodeOneByte = (c: Ctx, d: DecodedInstruction): void => {
       d.osz = size
       regOperand(d, size)
       rmOperand(d, size)
-      if (size === 8 && !d.hasMem) {
-        // mov r, r/m as a register move: swap roles so MOV_RR64 copies rm <- reg convention.
+      if ((size === 8 || size === 4) && !d.hasMem) {
+        // mov r, r/m as a register move: swap roles so MOV_RR64/MOV_RR32 copy rm <- reg.
         const t = d.reg
         d.reg = d.rm
         d.rm = t
-        d.op = Op.MOV_RR64
+        d.op = size === 8 ? Op.MOV_RR64 : Op.MOV_RR32
       }
       return finishLock(d, false)
     }

@@ -137,7 +137,11 @@ export const Op = {
   CMP_RI64: 130,
   CLAC_STAC: 131,
   ENDBR: 132,
-  COUNT: 133,
+  /** MOV r32, r32 (89 /r or 8B /r, register form; copies rm <- reg like MOV_RR64; zero-extends). */
+  MOV_RR32: 133,
+  /** MOV r32, imm32 and MOV r64, imm64 (B8+r): the record's immediate halves are the whole value. */
+  MOV_RI: 134,
+  COUNT: 135,
 } as const
 
 /** ALU sub-operations in opcode order (ADD OR ADC SBB AND SUB XOR CMP). */

@@ -571,6 +571,9 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
     case /* Op.NOP */ 77:
     case /* Op.ENDBR */ 132:
     case /* Op.MOV_RR64 */ 126:
+    case /* Op.MOV_RR32 */ 133:
+    case /* Op.MOV_RI */ 134:
+    case /* Op.VMCALL */ 108:
       // Handled in run.ts; reached only if the fast path ever delegates.
       throw new Error(`executeSlow: fast-path handler ${op} delegated`)
     case /* Op.JMP_RM */ 52: {
@@ -932,9 +935,6 @@ export const executeSlow = (k: Engine, D: Int32Array, i: number, rip: number, ne
       cpu.rip = next
       return -1
     }
-    case /* Op.VMCALL */ 108:
-      if (cpu.intercepts === null) return k.raise(6, -1)
-      return k.exitNow(ExitReason.VMCALL, 0, 0, 0)
     case /* Op.VMX */ 109: {
       if (cpu.intercepts === null) return k.raise(6, -1)
       const info = vmxInstructionInfo(D, i)
