@@ -209,8 +209,9 @@ const loop = (k: Engine, limit: number): RunOutcome => {
     let map = base === k.codeBase ? k.codeMap : NO_CODE
     // cpu.attention in a local: only out-of-line work (boundary, slow handlers) can set it.
     let attention = cpu.attention
-    // Set when a branch was taken: the next instruction is a candidate block start.
-    let landed = false
+    // Set when a branch was taken: the next instruction is a candidate block start. So is the
+    // first instruction of a batch (where a VM entry resumes the guest after an exit).
+    let landed = true
     try {
       while (units < limit) {
         if (attention !== 0) {
@@ -246,7 +247,9 @@ const loop = (k: Engine, limit: number): RunOutcome => {
         }
         if (landed) {
           landed = false
-          if (k.blocksEnabled && i !== k.cache.scratch) {
+          // A block runs several instructions without boundary work in between: only when no
+          // boundary check is pending (an interrupt shadow or window the entry loaded, say).
+          if (attention === 0 && k.blocksEnabled && i !== k.cache.scratch) {
             const bc = k.blocks
             if (bc.generation !== k.cache.generation) bc.reset(k.cache.generation)
             const r = i >> 4

@@ -23,6 +23,13 @@ const instruction = fc.oneof(
   fc.tuple(fc.constantFrom(...bodyRegs), fc.constantFrom(...bodyRegs)).map(([a, b]) => [rexFor(false, a, b), 0x31, modrm(a, b)]),
   fc.tuple(fc.constantFrom(0, 1), fc.constantFrom(...bodyRegs)).map(([opn, r]) => [rexFor(true, 0, r), 0xff, modrm(opn, r)]),
   fc.tuple(fc.constantFrom(0x89, 0x8b), fc.constantFrom(...bodyRegs), fc.constantFrom(...bodyRegs)).map(([op, a, b]) => [rexFor(true, a, b), op, modrm(a, b)]),
+  // 32-bit MOV r, r (zero-extends) and MOV r32, imm32 / MOV r64, imm64 (B8+r)
+  fc.tuple(fc.constantFrom(0x89, 0x8b), fc.constantFrom(...bodyRegs), fc.constantFrom(...bodyRegs)).map(([op, a, b]) => [rexFor(false, a, b), op, modrm(a, b)]),
+  fc.tuple(fc.boolean(), fc.constantFrom(...bodyRegs), fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 8, maxLength: 8 })).map(([wide, r, imm]) => [
+    rexFor(wide, 0, r),
+    0xb8 + (r & 7),
+    ...imm.slice(0, wide ? 8 : 4),
+  ]),
   fc.tuple(fc.constantFrom(0, 7, 5), fc.constantFrom(...bodyRegs), fc.integer({ min: 0, max: 255 })).map(([opn, r, imm]) => [rexFor(true, 0, r), 0x83, modrm(opn, r), imm]),
   fc.tuple(fc.constantFrom(0, 7), fc.constantFrom(...bodyRegs), fc.integer()).map(([opn, r, imm]) => [
     rexFor(true, 0, r),
@@ -49,6 +56,9 @@ const program = fc.record({
   flags: fc.integer({ min: 0, max: 0xfff }),
   budgets: fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 8 }),
   innerJz: fc.boolean(),
+  // A forward JNZ/JZ over a few instructions inside the body: a block follows the taken path
+  // and leaves through a side exit when it is not taken.
+  skip: fc.record({ at: fc.nat(), jz: fc.boolean(), over: fc.array(instruction, { minLength: 1, maxLength: 3 }) }, { requiredKeys: [] }),
 })
 
 const assembleProgram = (p: {
@@ -56,11 +66,17 @@ const assembleProgram = (p: {
   body: ReadonlyArray<ReadonlyArray<number>>
   tail: ReadonlyArray<ReadonlyArray<number>>
   innerJz: boolean
+  skip?: { at?: number; jz?: boolean; over?: ReadonlyArray<ReadonlyArray<number>> }
 }): Uint8Array => {
   const bytes: Array<number> = []
   for (const i of p.head) bytes.push(...i)
   const top = bytes.length
-  for (const i of p.body) bytes.push(...i)
+  const skipAt = p.skip?.over !== undefined ? (p.skip.at ?? 0) % (p.body.length + 1) : -1
+  p.body.forEach((i, n) => {
+    if (n === skipAt) pushSkip(bytes, p.skip!.jz ?? false, p.skip!.over!)
+    bytes.push(...i)
+  })
+  if (skipAt === p.body.length) pushSkip(bytes, p.skip!.jz ?? false, p.skip!.over!)
   if (p.innerJz) bytes.push(0x74, 0x00) // JZ to the next instruction: taken or not, same place
   bytes.push(0x48, 0xff, 0xc9) // dec rcx
   const afterJnz = bytes.length + 2
@@ -68,6 +84,11 @@ const assembleProgram = (p: {
   for (const i of p.tail) bytes.push(...i)
   bytes.push(0xf4)
   return Uint8Array.from(bytes)
+}
+
+const pushSkip = (bytes: Array<number>, jz: boolean, over: ReadonlyArray<ReadonlyArray<number>>): void => {
+  const skipped = over.flat()
+  bytes.push(jz ? 0x74 : 0x75, skipped.length, ...skipped)
 }
 
 const machine = (code: Uint8Array, regs: ReadonlyArray<bigint>, rcx: number, flags: number, blocks: boolean): CpuState => {

@@ -9,7 +9,7 @@
 // runs random register programs both ways and compares every register and flag.
 
 import type { LazyFlags } from "../cpu/flags.ts"
-import { F_IMMLO, F_LEN, F_OP, F_REG, F_RM, STRIDE } from "../decode/cache.ts"
+import { F_IMMHI, F_IMMLO, F_LEN, F_OP, F_REG, F_RM, STRIDE } from "../decode/cache.ts"
 import { Op } from "../decode/ops.ts"
 import type { Engine } from "./engine.ts"
 
@@ -45,6 +45,10 @@ const MAX_BLOCK = 48
 /** Landings on a branch target before it is compiled. */
 export const HOT_THRESHOLD = 64
 
+/** Ops a block compiles that neither read nor write the arithmetic flags. */
+const flagless = (op: number): boolean =>
+  op === Op.MOV_RR64 || op === Op.MOV_RR32 || op === Op.MOV_RI || op === Op.NOP || op === Op.ENDBR || op === Op.JMP_REL
+
 const compilable = (op: number): boolean =>
   op === Op.ADD_RR64 ||
   op === Op.SUB_RR64 ||
@@ -54,6 +58,8 @@ const compilable = (op: number): boolean =>
   op === Op.INC_R64 ||
   op === Op.DEC_R64 ||
   op === Op.MOV_RR64 ||
+  op === Op.MOV_RR32 ||
+  op === Op.MOV_RI ||
   op === Op.ADD_RI64 ||
   op === Op.CMP_RI64 ||
   op === Op.NOP ||
@@ -71,6 +77,9 @@ const FLAGS_STORE =
 export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn: BlockFunction; length: number } | null => {
   const body: Array<string> = []
   const used = new Set<number>()
+  const written = new Set<number>()
+  /** Page offsets already compiled into this block: a branch there ends the block instead of being followed. */
+  const visited = new Set<number>()
   let at = off
   let count = 0
   let terminator = ""
@@ -79,6 +88,7 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
   // or -1 before the first: INC and DEC keep CF, and once the operation that produced it is known
   // here, CF is one inline comparison (or a local) instead of a call to carryOf.
   let flagsOp = -1
+  let flagsUsed = false
   while (count < MAX_BLOCK && at < 4096) {
     const rec = map[at]! - 1
     if (rec < 0) break
@@ -88,12 +98,33 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
     const d = D[rec + F_RM]!
     const s = D[rec + F_REG]!
     const imm = D[rec + F_IMMLO]!
+    visited.add(at)
     if (op === Op.JNZ || op === Op.JZ || op === Op.JMP_REL) {
       const next = delta + len
       const target = next + imm
       const zf = "(fop===0?(fst&64)!==0:fsize===8?(fresLo|fresHi)===0:fresLo===0)"
       const take = op === Op.JMP_REL ? "true" : op === Op.JNZ ? `!${zf}` : zf
+      if (op !== Op.JMP_REL) flagsUsed = true
       count++
+      // A forward or backward branch to another decoded, compilable instruction of this page
+      // (not the block's start, which loops instead) is followed: the block goes on at the
+      // target and the not-taken path leaves through a side exit. A target in the page is
+      // canonical because the page is (the block runs at its start).
+      const targetAt = at + len + imm
+      const follow =
+        target !== 0 &&
+        targetAt >= 0 &&
+        targetAt < 4096 &&
+        !visited.has(targetAt) &&
+        map[targetAt]! > 0 &&
+        compilable(D[map[targetAt]! - 1 + F_OP]!) &&
+        count < MAX_BLOCK
+      if (follow) {
+        if (op !== Op.JMP_REL) body.push(`if(!(${take})){units+=${count};rip=rip0+${next};break}`)
+        delta = target
+        at = targetAt
+        continue
+      }
       terminator =
         `units+=${count};` +
         `if(${take}){const t=rip0+${target};` +
@@ -103,10 +134,13 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
       break
     }
     if (!compilable(op)) break
+    if (!flagless(op)) flagsUsed = true
     const R = (r: number): string => {
       used.add(r)
       return `r${r}`
     }
+    // The destination of this instruction (stored back at the block's end).
+    if (op !== Op.CMP_RR64 && op !== Op.CMP_RI64 && op !== Op.NOP && op !== Op.ENDBR) written.add(op === Op.MOV_RI ? s : d)
     switch (op) {
       case Op.ADD_RR64:
       case Op.ADD_RI64: {
@@ -151,6 +185,13 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
       case Op.MOV_RR64:
         body.push(`${R(d)}l=${R(s)}l;${R(d)}h=${R(s)}h;`)
         break
+      case Op.MOV_RR32:
+        body.push(`${R(d)}l=${R(s)}l;${R(d)}h=0;`)
+        break
+      case Op.MOV_RI:
+        // B8+r: the destination is the REG field; the record holds the whole value.
+        body.push(`${R(s)}l=${imm};${R(s)}h=${D[rec + F_IMMHI]!};`)
+        break
       default:
         break // NOP, ENDBR64
     }
@@ -164,13 +205,15 @@ export const compileBlock = (D: Int32Array, map: Int32Array, off: number): { fn:
     terminator = `units+=${count};rip=rip0+${delta};break;`
   }
   if (count < 2) return null
+  // Registers the block touches live in locals; only those it writes are stored back, and the
+  // lazy flags only when an instruction of the block reads or sets them.
   const regs = [...used]
   const load = regs.map((r) => `let r${r}l=lo[${r}],r${r}h=hi[${r}];`).join("")
-  const store = regs.map((r) => `lo[${r}]=r${r}l;hi[${r}]=r${r}h;`).join("")
+  const store = [...written].map((r) => `lo[${r}]=r${r}l;hi[${r}]=r${r}h;`).join("")
   const source =
-    `"use strict";${load}${FLAGS_LOAD}let units=0;let rip=rip0;` +
+    `"use strict";${load}${flagsUsed ? FLAGS_LOAD : ""}let units=0;let rip=rip0;` +
     `for(;;){${body.join("")}${terminator}}` +
-    `${store}${FLAGS_STORE}k.blockRip=rip;return units;`
+    `${store}${flagsUsed ? FLAGS_STORE : ""}k.blockRip=rip;return units;`
   return { fn: functionFor(source), length: count }
 }
 
