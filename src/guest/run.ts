@@ -513,11 +513,11 @@ const loop = (k: Engine, limit: number): RunOutcome => {
           case /* Op.VMCALL */ 108: {
             // The hypercall instruction: in VMX non-root operation it always exits (no control
             // decides it), so the exit is filled here without the trip through executeSlow.
-            cpu.rip = base + pc
-            if (cpu.intercepts === null) k.ud()
-            k.curLen = D[i + /* F_LEN */ 2]!
-            k.nextRip = base + next
-            k.exitNow(ExitReason.VMCALL, 0, 0, 0)
+            if (cpu.intercepts === null) {
+              cpu.rip = base + pc
+              k.ud()
+            }
+            instructionExit(k, ExitReason.VMCALL, base + pc, D[i + /* F_LEN */ 2]!)
             k.used = units
             cpu.instructionsRetired += units - skipped
             return RunOutcome.VM_EXIT
@@ -552,6 +552,15 @@ const loop = (k: Engine, limit: number): RunOutcome => {
             if (op === /* Op.NOP */ 77) {
               pc = next
               break
+            }
+            // CPUID always exits in VMX non-root operation, HLT under HLT exiting (at CPL 0; at
+            // CPL 3 executeSlow raises #GP first): the exits KVM sees most after VMCALL.
+            const ic = cpu.intercepts
+            if (ic !== null && (op === /* Op.CPUID */ 86 || (op === /* Op.HLT */ 85 && cpu.cpl === 0 && ic.exitsOnHlt()))) {
+              instructionExit(k, op === /* Op.CPUID */ 86 ? ExitReason.CPUID : ExitReason.HLT, base + pc, D[i + /* F_LEN */ 2]!)
+              k.used = units
+              cpu.instructionsRetired += units - skipped
+              return RunOutcome.VM_EXIT
             }
             rip = base + pc
             cpu.rip = rip
@@ -612,6 +621,18 @@ const loop = (k: Engine, limit: number): RunOutcome => {
       throw e
     }
   }
+}
+
+/**
+ * An exit caused by the instruction at `rip` (`length` bytes) that no control qualifies further
+ * (VMCALL, CPUID, HLT under HLT exiting): RIP stays at the instruction, the exit record holds
+ * only the reason and the instruction length, as executeSlow's handlers would leave them.
+ */
+const instructionExit = (k: Engine, reason: number, rip: number, length: number): void => {
+  k.cpu.rip = rip
+  k.curLen = length
+  k.nextRip = rip + length
+  k.exitNow(reason, 0, 0, 0)
 }
 
 const finish = (k: Engine, n: number, units: number, r: RunOutcome): RunOutcome => {

@@ -1,8 +1,9 @@
-// The round trip's guest-side fast paths must be invisible: VMCALL's exit filled in the hot
-// loop leaves exactly the record, RIP and retired count the general exit path defines (stale
-// fields of the previous exit cleared), and LazyFlags.materialize — what every VM exit's RFLAGS
-// save runs — equals the flags its per-flag getters (the reference Jcc/SETcc use) compose, for
-// every lazy operation, size and operand values.
+// The round trip's guest-side fast paths must be invisible: VMCALL, CPUID and HLT (under HLT
+// exiting) exits filled in the hot loop — cold and right after a compiled block — leave exactly
+// the record, RIP and retired count the general exit path defines (stale fields of the previous
+// exit cleared), and LazyFlags.materialize — what every VM exit's RFLAGS save runs — equals the
+// flags its per-flag getters (the reference Jcc/SETcc use) compose, for every lazy operation,
+// size and operand values.
 
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
@@ -12,39 +13,100 @@ import { NoIntercepts } from "../../src/guest/intercept.ts"
 import { RunOutcome } from "../../src/guest/run.ts"
 import { makeMachine } from "./support/machine.ts"
 
-describe("VMCALL in the hot loop", () => {
-  it("exits with a fresh record, RIP at the VMCALL and only the instructions before it retired", () => {
-    const m = makeMachine(`start:\n  mov ecx, 7\n  mov eax, 11\n  mov ebx, ecx\nat:\n  vmcall\n  hlt\n`, new NoIntercepts())
-    const x = m.cpu.exit
-    // Leftovers of an earlier exit must not survive into this one.
-    x.qualificationLo = 5
-    x.qualificationHi = 6
-    x.instructionInformation = 7
-    x.guestLinearLo = 8
-    x.guestPhysicalLo = 9
-    x.interruptionInformation = 10
-    x.idtVectoringInformation = 11
-    x.mmioSize = 4
+class HltExiting extends NoIntercepts {
+  override exitsOnHlt(): boolean {
+    return true
+  }
+}
+
+describe("instruction exits in the hot loop", () => {
+  const cases = [
+    { name: "VMCALL", insn: "vmcall", reason: ExitReason.VMCALL, length: 3 },
+    { name: "CPUID", insn: "cpuid", reason: ExitReason.CPUID, length: 2 },
+    { name: "HLT under HLT exiting", insn: "hlt", reason: ExitReason.HLT, length: 1 },
+  ]
+  for (const c of cases) {
+    it(`${c.name} exits with a fresh record, RIP at the instruction and only the instructions before it retired, cold and from a hot block`, () => {
+      // The loop body runs as a compiled block once hot; every pass ends at the exiting instruction.
+      const m = makeMachine(`start:
+  mov r12, 200
+top:
+  mov ecx, r12d
+  mov eax, 11
+  mov ebx, ecx
+at:
+  ${c.insn}
+  dec r12
+  jnz top
+  hlt
+`, new HltExiting())
+      const x = m.cpu.exit
+      for (let pass = 0; pass < 200; pass++) {
+        // Leftovers of an earlier exit must not survive into this one.
+        x.qualificationLo = 5
+        x.qualificationHi = 6
+        x.instructionInformation = 7
+        x.guestLinearLo = 8
+        x.guestPhysicalLo = 9
+        x.interruptionInformation = 10
+        x.idtVectoringInformation = 11
+        x.mmioSize = 4
+        const retired = m.cpu.instructionsRetired
+        expect(m.run()).toBe(RunOutcome.VM_EXIT)
+        expect(x.reason).toBe(c.reason)
+        expect(x.instructionLength).toBe(c.length)
+        expect([x.qualificationLo, x.qualificationHi, x.instructionInformation, x.guestLinearLo, x.guestPhysicalLo]).toEqual([0, 0, 0, 0, 0])
+        expect([x.interruptionInformation, x.idtVectoringInformation, x.mmioSize]).toEqual([0, 0, 0])
+        expect(m.cpu.ripValue).toBe(m.sym("at"))
+        expect(m.cpu.instructionsRetired - retired).toBe(pass === 0 ? 4 : 5)
+        expect(m.cpu.getReg(0)).toBe(11n)
+        expect(m.cpu.getReg(3)).toBe(BigInt(200 - pass))
+        // What the hypervisor does: skip the instruction and resume.
+        m.cpu.rip += c.length
+      }
+      expect(m.run()).toBe(RunOutcome.VM_EXIT)
+      expect(x.reason).toBe(ExitReason.HLT)
+      expect(m.cpu.getReg(12)).toBe(0n)
+    })
+  }
+
+  it("re-entering at an exiting instruction exits again without retiring it", () => {
+    const m = makeMachine(`start:
+  inc rax
+at:
+  vmcall
+  hlt
+`, new NoIntercepts())
+    expect(m.run()).toBe(RunOutcome.VM_EXIT)
     const retired = m.cpu.instructionsRetired
     expect(m.run()).toBe(RunOutcome.VM_EXIT)
-    expect(x.reason).toBe(ExitReason.VMCALL)
-    expect(x.instructionLength).toBe(3)
-    expect([x.qualificationLo, x.qualificationHi, x.instructionInformation, x.guestLinearLo, x.guestPhysicalLo]).toEqual([0, 0, 0, 0, 0])
-    expect([x.interruptionInformation, x.idtVectoringInformation, x.mmioSize]).toEqual([0, 0, 0])
     expect(m.cpu.ripValue).toBe(m.sym("at"))
-    expect(m.cpu.instructionsRetired - retired).toBe(3)
-    expect(m.cpu.getReg(0)).toBe(11n)
-    expect(m.cpu.getReg(3)).toBe(7n)
-    // Re-entering at the VMCALL exits again (the instruction did not retire).
-    expect(m.run()).toBe(RunOutcome.VM_EXIT)
-    expect(m.cpu.ripValue).toBe(m.sym("at"))
-    expect(m.cpu.instructionsRetired - retired).toBe(3)
+    expect(m.cpu.instructionsRetired).toBe(retired)
   })
 
-  it("raises #UD outside VMX non-root operation, at the VMCALL", () => {
-    const m = makeMachine(`start:\n  inc rax\nat:\n  vmcall\n  hlt\nisr_6:\n  mov rbx, [rsp]\n  hlt\n`)
-    expect(m.run()).toBe(RunOutcome.HALTED)
-    expect(m.cpu.getReg(3)).toBe(m.sym("at"))
+  it("VMCALL raises #UD and CPUID runs outside VMX non-root operation; HLT without HLT exiting halts", () => {
+    const a = makeMachine(`start:
+  inc rax
+at:
+  vmcall
+  hlt
+isr_6:
+  mov rbx, [rsp]
+  hlt
+`)
+    expect(a.run()).toBe(RunOutcome.HALTED)
+    expect(a.cpu.getReg(3)).toBe(a.sym("at"))
+    const b = makeMachine(`start:
+  xor eax, eax
+  cpuid
+  hlt
+`)
+    expect(b.run()).toBe(RunOutcome.HALTED)
+    expect(b.cpu.getReg(3)).not.toBe(0n) // the vendor string's first word
+    const c = makeMachine(`start:
+  hlt
+`, new NoIntercepts())
+    expect(c.run()).toBe(RunOutcome.HALTED)
   })
 })
 
