@@ -324,7 +324,8 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     // the guest stopped: nothing reads this CPU's clock while the guest runs (VMX and the core
     // count instructions, not time), and the sum of integer times is exact.
     let entryCharge: number = Cost.entryNs
-    lp.core = regs
+    // Usually already this vCPU's: a compare instead of a pointer store (and its write barrier).
+    if (lp.core !== regs) lp.core = regs
     let retiredBefore = regs.instructionsRetired
     let status = lp.currentLaunched ? lp.vmresume(tickInstructions) : lp.vmlaunch(tickInstructions)
     if (status === VmxStatus.GuestRunning) {
