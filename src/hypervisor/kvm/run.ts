@@ -326,23 +326,19 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     let entryCharge: number = Cost.entryNs
     // Usually already this vCPU's: a compare instead of a pointer store (and its write barrier).
     if (lp.core !== regs) lp.core = regs
-    let retiredBefore = regs.instructionsRetired
+    const retiredBefore = regs.instructionsRetired
     let status = lp.currentLaunched ? lp.vmresume(tickInstructions) : lp.vmlaunch(tickInstructions)
     if (status === VmxStatus.GuestRunning) {
       // The budget ran to the host tick (or the guest halted without exiting, e.g. HLT exiting
       // cleared through sysfs, and the CPU sits in HLT until then): the timer interrupt arrives,
-      // external-interrupt exiting turns it into a VM exit. The halted CPU's wait is measured from
-      // the entry, before its instructions are charged.
+      // external-interrupt exiting turns it into a VM exit. The halted CPU waits for the tick from
+      // the entry (its instructions are charged after the exit).
       cpuNs[cpu]! += entryCharge
       entryCharge = 0
-      const retired = regs.instructionsRetired - retiredBefore
-      retiredBefore = regs.instructionsRetired
       if (lp.guestHalted) clock.raiseTo(cpu, clock.nextTickNs(cpu))
-      cpuNs[cpu]! += retired * ns
       regs.requestInterrupt(LOCAL_TIMER_VECTOR)
       status = lp.continueGuest(1)
       if (status === VmxStatus.GuestRunning) {
-        cpuNs[cpu]! += (regs.instructionsRetired - retiredBefore) * ns
         vm.bug(`the host timer interrupt did not cause an exit on CPU ${cpu}`)
         return Stop.Dead
       }
