@@ -44,27 +44,31 @@ export class Thread {
   grant: Deferred.Deferred<void> = Deferred.makeUnsafe<void>()
   fiber: Fiber.Fiber<void> | undefined
 
+  /** The clock's per-CPU local times (the scheduler's clock, fixed for its life): one load on the charging paths. */
+  private readonly cpuNs: Float64Array
+
   constructor(
     readonly task: Task,
     private readonly scheduler: Scheduler,
     startNs: number,
   ) {
     this.lastRunNs = startNs
+    this.cpuNs = scheduler.clock.cpuNs
   }
 
   /** Whether the slice is used up (the check the tick and the preemption timer make). */
   sliceExpired(): boolean {
-    return this.scheduler.clock.cpuNs[this.cpu]! >= this.sliceEndNs
+    return this.cpuNs[this.cpu]! >= this.sliceEndNs
   }
 
   /** Local time of the CPU the thread runs on. */
   nowNs(): number {
-    return this.scheduler.clock.cpuNs[this.cpu]!
+    return this.cpuNs[this.cpu]!
   }
 
   /** Charges `ns` of virtual time to the CPU the thread runs on. */
   charge(ns: number): void {
-    this.scheduler.clock.cpuNs[this.cpu]! += ns
+    this.cpuNs[this.cpu]! += ns
   }
 
   /** Scheduling point: give up the CPU and queue again (slice end, sched_yield). */

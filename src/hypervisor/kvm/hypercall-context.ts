@@ -6,6 +6,7 @@
 // the sink while tracing is off.
 
 import { Reg } from "../../guest/cpu/state.ts"
+import type { CpuState } from "../../guest/cpu/state.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
 import { Cost } from "./costs.ts"
 import type { HypercallCall, HypercallVcpu } from "./hypercalls.ts"
@@ -42,10 +43,17 @@ export class HypercallContext implements HypercallCall {
   /** Argument arrays handed to the trace sink, one per length, reused. */
   private readonly argArrays: Array<Array<number | bigint | string> | undefined> = []
 
-  constructor(readonly caller: Vcpu) {}
+  /** The caller's register file and KVM's trace sink, fixed for the vCPU's life: one load each on the hot path. */
+  private readonly regs: CpuState
+  private readonly trace: KvmTraceSink
+
+  constructor(readonly caller: Vcpu) {
+    this.regs = caller.regs
+    this.trace = caller.vm.kvm.trace
+  }
 
   private arg(reg: number): bigint {
-    const r = this.caller.regs
+    const r = this.regs
     return this.longMode ? r.getReg(reg) : BigInt(r.lo[reg]! >>> 0)
   }
   get nr(): bigint {
@@ -55,10 +63,10 @@ export class HypercallContext implements HypercallCall {
     return [this.arg(Reg.RBX), this.arg(Reg.RCX), this.arg(Reg.RDX), this.arg(Reg.RSI)]
   }
   argLo(index: number): number {
-    return this.caller.regs.lo[ARG_REGS[index]!]! >>> 0
+    return this.regs.lo[ARG_REGS[index]!]! >>> 0
   }
   argHi(index: number): number {
-    return this.longMode ? this.caller.regs.hi[ARG_REGS[index]!]! >>> 0 : 0
+    return this.longMode ? this.regs.hi[ARG_REGS[index]!]! >>> 0 : 0
   }
   vcpuById(id: number): HypercallVcpu | undefined {
     return this.caller.vm.vcpuById(id)
@@ -87,7 +95,7 @@ export class HypercallContext implements HypercallCall {
   printfStaged(format: string, count: number): void {
     const vcpu = this.caller
     vcpu.thread?.charge(Cost.traceNs)
-    const trace = vcpu.vm.kvm.trace
+    const trace = this.trace
     if (!reachesSink(trace, format)) return
     if (this.noStringsStaged(count)) {
       // Integers only: their halves go to the sink as staged, no argument array.
@@ -119,7 +127,7 @@ export class HypercallContext implements HypercallCall {
   private emit(format: string, args: ReadonlyArray<number | bigint | string>): void {
     const vcpu = this.caller
     vcpu.thread?.charge(Cost.traceNs)
-    const trace = vcpu.vm.kvm.trace
+    const trace = this.trace
     if (reachesSink(trace, format)) trace.printf(vcpu.loadedCpu, pidOf(vcpu), PRINTK_FUNCTION, format, args)
   }
 

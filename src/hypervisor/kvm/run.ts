@@ -6,6 +6,7 @@
 // must handle — where the Effect around it yields the CPU, blocks, or returns to the VMM.
 
 import { Effect } from "effect"
+import { ExitReason } from "../../arch/exit-reasons.ts"
 import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
 import { PinControl, PrimaryControl } from "../../arch/vmx/control-bits.ts"
 import { Reg } from "../../guest/cpu/state.ts"
@@ -18,7 +19,7 @@ import { Cost } from "./costs.ts"
 import { kvmError } from "./errors.ts"
 import type { KvmError } from "./errors.ts"
 import { ExitVerdict } from "./exit-hook.ts"
-import { LOCAL_TIMER_VECTOR, Next, exitHandlerFor, skipInstruction } from "./exits.ts"
+import { LOCAL_TIMER_VECTOR, Next, exitHandlerFor, handleVmcall, skipInstruction } from "./exits.ts"
 import { EXIT_REASON_SLOTS, VcpuStat } from "./stats.ts"
 import { KvmEvent } from "./trace-sink.ts"
 import type { KvmCpuTraceSink } from "./trace-sink.ts"
@@ -250,6 +251,18 @@ const notifyEntryObservers = (vcpu: Vcpu, cpu: number): boolean => {
   }
 }
 
+/**
+ * The VMX-preemption timer value for `sliceLeftNs` of time slice: the instructions (TSC ticks) it
+ * takes at `nsPerInstruction`, at least 1, divided by the timer's `scale` (2^`shift`) rounding up,
+ * capped at the field's 32 bits. With 1 ns per instruction and a slice below 2^31 ns (always, for
+ * the scheduler's slices) the rounded-up division is an add and a shift: the sum stays below 2^32.
+ */
+export const preemptionTimerValue = (sliceLeftNs: number, nsPerInstruction: number, scale: number, shift: number): number => {
+  if (nsPerInstruction === 1 && (sliceLeftNs | 0) === sliceLeftNs) return ((sliceLeftNs > 1 ? sliceLeftNs : 1) + scale - 1) >>> shift
+  const ticks = nsPerInstruction === 1 ? sliceLeftNs : Math.floor(sliceLeftNs / nsPerInstruction)
+  return Math.min(0xffffffff, Math.ceil(Math.max(1, ticks) / scale))
+}
+
 const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   const vm = vcpu.vm
   const kvm = vm.kvm
@@ -270,6 +283,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
   const cpuTrace = trace.forCpu(cpu)
   const exitInfoEraA = kvm.profile.traceEra === "A"
   const timerScale = (kvm.config.pin & PinControl.VMX_PREEMPTION_TIMER) !== 0 ? lp.caps.preemptionTimerScale : 0
+  const timerShift = lp.caps.preemptionTimerShift
   // The next host tick, recomputed only once local time has reached it.
   let tickNs = clock.nextTickNs(cpu)
   for (;;) {
@@ -293,8 +307,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if (now >= tickNs) tickNs = clock.nextTickNs(cpu)
     const tickInstructions = Math.max(1, ns === 1 ? tickNs - now : Math.floor((tickNs - now) / ns))
     if (timerScale !== 0) {
-      const sliceLeft = thread.sliceEndNs - now
-      const timer = Math.min(0xffffffff, Math.ceil(Math.max(1, ns === 1 ? sliceLeft : Math.floor(sliceLeft / ns)) / timerScale))
+      const timer = preemptionTimerValue(thread.sliceEndNs - now, ns, timerScale, timerShift)
       // VMWRITE only a changed value (the field holds KVM's last write: no exit control saves it).
       if (lp.view.lo(F.VMX_PREEMPTION_TIMER_VALUE) !== timer) lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, timer)
     }
@@ -307,14 +320,21 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
         cpuTrace.entry(pid, vcpu.id, (rip - ripHi * TWO32) >>> 0, ripHi >>> 0)
       }
     }
-    cpuNs[cpu]! += Cost.entryNs
-    lp.core = regs
+    // The entry's cost, the guest's instructions and the exit's cost are charged in one add once
+    // the guest stopped: nothing reads this CPU's clock while the guest runs (VMX and the core
+    // count instructions, not time), and the sum of integer times is exact.
+    let entryCharge: number = Cost.entryNs
+    // Usually already this vCPU's: a compare instead of a pointer store (and its write barrier).
+    if (lp.core !== regs) lp.core = regs
     const retiredBefore = regs.instructionsRetired
     let status = lp.currentLaunched ? lp.vmresume(tickInstructions) : lp.vmlaunch(tickInstructions)
     if (status === VmxStatus.GuestRunning) {
       // The budget ran to the host tick (or the guest halted without exiting, e.g. HLT exiting
       // cleared through sysfs, and the CPU sits in HLT until then): the timer interrupt arrives,
-      // external-interrupt exiting turns it into a VM exit.
+      // external-interrupt exiting turns it into a VM exit. The halted CPU waits for the tick from
+      // the entry (its instructions are charged after the exit).
+      cpuNs[cpu]! += entryCharge
+      entryCharge = 0
       if (lp.guestHalted) clock.raiseTo(cpu, clock.nextTickNs(cpu))
       regs.requestInterrupt(LOCAL_TIMER_VECTOR)
       status = lp.continueGuest(1)
@@ -323,19 +343,20 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
         return Stop.Dead
       }
     }
-    cpuNs[cpu]! += (regs.instructionsRetired - retiredBefore) * ns
-    if (status === VmxStatus.FailValid || status === VmxStatus.FailInvalid) {
-      // VMfail: KVM_EXIT_FAIL_ENTRY with the VM-instruction error (vmx_vcpu_run's "fail" path).
-      const error = status === VmxStatus.FailValid ? lp.vmreadLo(F.VM_INSTRUCTION_ERROR) : 0
-      vcpu.run.exitReason = KvmExit.FAIL_ENTRY
-      vcpu.run.exit = { reason: KvmExit.FAIL_ENTRY, hardwareEntryFailureReason: BigInt(error), cpu }
-      return Stop.Userspace
-    }
+    const guestNs = entryCharge + (regs.instructionsRetired - retiredBefore) * ns
     if (status !== VmxStatus.VmExit) {
+      cpuNs[cpu]! += guestNs
+      if (status === VmxStatus.FailValid || status === VmxStatus.FailInvalid) {
+        // VMfail: KVM_EXIT_FAIL_ENTRY with the VM-instruction error (vmx_vcpu_run's "fail" path).
+        const error = status === VmxStatus.FailValid ? lp.vmreadLo(F.VM_INSTRUCTION_ERROR) : 0
+        vcpu.run.exitReason = KvmExit.FAIL_ENTRY
+        vcpu.run.exit = { reason: KvmExit.FAIL_ENTRY, hardwareEntryFailureReason: BigInt(error), cpu }
+        return Stop.Userspace
+      }
       vm.bug(`VM entry on CPU ${cpu} ended in ${JSON.stringify(lp.outcome(status))}`)
       return Stop.Dead
     }
-    cpuNs[cpu]! += Cost.exitNs
+    cpuNs[cpu]! += guestNs + Cost.exitNs
     // VM_EXIT_REASON as the exit stored it (the number the VMCS field holds).
     const exitReason = lp.lastExitReason >>> 0
     const basic = exitReason & 0xffff
@@ -357,7 +378,8 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if ((lp.view.lo(F.IDT_VECTORING_INFO_FIELD) & 0x80000000) !== 0) requeueVectoring(vcpu, lp)
     let next: Next
     try {
-      next = exitHandlerFor(basic)(vcpu, lp, basic)
+      // VMCALL, the hot exit, by a direct call the compiler can inline; the rest through the table.
+      next = basic === ExitReason.VMCALL ? handleVmcall(vcpu, lp) : exitHandlerFor(basic)(vcpu, lp, basic)
     } catch (e) {
       // A KVM inconsistency while handling this VM's exit: this VM dies, the host goes on.
       vm.bug(`exit handler for reason ${basic}: ${(e as Error).message}`)
