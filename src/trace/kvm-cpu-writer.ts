@@ -17,9 +17,33 @@ const I_HYPERCALL = KVM_EVENT_NAMES.indexOf("kvm_hypercall")
 const ID_ENTRY = KVM_EVENT_IDS.kvm_entry
 const ID_EXIT = KVM_EVENT_IDS.kvm_exit
 const ID_HYPERCALL = KVM_EVENT_IDS.kvm_hypercall
-/** Header words (id and context) of the round trip's records as KVM writes them. */
-const ENTRY_HEAD_IRQS_OFF = ID_ENTRY | (IRQS_OFF_CONTEXT << 16)
-const HYPERCALL_HEAD_TASK = ID_HYPERCALL | (TASK_CONTEXT << 16)
+/**
+ * Constant words of the round trip's records as KVM writes them: header words (event id, and the
+ * context in the high half) and kvm_exit's isa. An enum because the bundler writes its members in
+ * as literals, where module-level consts stay context-slot loads and number checks per record;
+ * checked against the tables below.
+ */
+const enum RoundTripWord {
+  /** kvm_entry (1616), interrupts off. */
+  ENTRY_HEAD_IRQS_OFF = 1616 | (1 << 16),
+  /** kvm_exit (1625), task context (5.0). */
+  EXIT_HEAD_TASK = 1625,
+  /** kvm_exit (1625), interrupts off (5.10 on). */
+  EXIT_HEAD_IRQS_OFF = 1625 | (1 << 16),
+  /** kvm_hypercall (1617), task context. */
+  HYPERCALL_HEAD_TASK = 1617,
+  ISA_VMX = 1,
+}
+const roundTripWordsExpected: ReadonlyArray<readonly [number, number]> = [
+  [RoundTripWord.ENTRY_HEAD_IRQS_OFF, ID_ENTRY | (IRQS_OFF_CONTEXT << 16)],
+  [RoundTripWord.EXIT_HEAD_TASK, ID_EXIT | (TASK_CONTEXT << 16)],
+  [RoundTripWord.EXIT_HEAD_IRQS_OFF, ID_EXIT | (IRQS_OFF_CONTEXT << 16)],
+  [RoundTripWord.HYPERCALL_HEAD_TASK, ID_HYPERCALL | (TASK_CONTEXT << 16)],
+  [RoundTripWord.ISA_VMX, KVM_ISA_VMX],
+]
+for (const [word, expected] of roundTripWordsExpected) {
+  if (word !== expected) throw new Error(`KvmCpuWriter: round-trip word ${word} is not ${expected}`)
+}
 
 export class KvmCpuWriter {
   // What every record reads comes first (declaration order is field order).
@@ -48,7 +72,7 @@ export class KvmCpuWriter {
     this.entryLength = recordLength(tracer.kvm.kvm_entry.payloadBytes)
     this.exitLength = recordLength(tracer.kvm.kvm_exit.payloadBytes)
     this.hypercallLength = recordLength(tracer.kvm.kvm_hypercall.payloadBytes)
-    this.exitHead = ID_EXIT | ((this.eraD ? IRQS_OFF_CONTEXT : TASK_CONTEXT) << 16)
+    this.exitHead = this.eraD ? RoundTripWord.EXIT_HEAD_IRQS_OFF : RoundTripWord.EXIT_HEAD_TASK
     tracer.mirrorWriteGate(this)
   }
 
@@ -85,7 +109,7 @@ export class KvmCpuWriter {
     const w = ring.reserveSmallCommitted(this.entryLength, ts)
     if (w < 0) return
     const words = ring.words
-    words[w] = ENTRY_HEAD_IRQS_OFF
+    words[w] = RoundTripWord.ENTRY_HEAD_IRQS_OFF
     words[w + 1] = pid
     words[w + 2] = vcpuId
     if (this.eraD) {
@@ -110,7 +134,7 @@ export class KvmCpuWriter {
     words[w + 3] = 0
     words[w + 4] = ripLo
     words[w + 5] = ripHi
-    words[w + 6] = KVM_ISA_VMX
+    words[w + 6] = RoundTripWord.ISA_VMX
     words[w + 7] = 0
     words[w + 8] = info1Lo
     words[w + 9] = info1Hi
@@ -133,7 +157,7 @@ export class KvmCpuWriter {
     const w = ring.reserveSmallCommitted(this.hypercallLength, ts)
     if (w < 0) return
     const words = ring.words
-    words[w] = HYPERCALL_HEAD_TASK
+    words[w] = RoundTripWord.HYPERCALL_HEAD_TASK
     words[w + 1] = pid
     words[w + 2] = nrLo
     words[w + 3] = nrHi
