@@ -6,7 +6,7 @@
 // the clock's per-CPU times, the enable switches, the record lengths of the era. Timestamps and
 // bytes are exactly those of KvmTracepoints (which delegates here) and Tracer.printk.
 
-import type { TraceContext } from "./context.ts"
+import { IRQS_OFF_CONTEXT, TASK_CONTEXT, type TraceContext } from "./context.ts"
 import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX } from "./kvm-events.ts"
 import { recordLength, type CpuRingBuffer } from "./ring-buffer.ts"
 import { TRACE_BPRINT, writeNumberArgs, writePrintkHead, type PrintkSite, type Tracer } from "./tracer.ts"
@@ -17,6 +17,33 @@ const I_HYPERCALL = KVM_EVENT_NAMES.indexOf("kvm_hypercall")
 const ID_ENTRY = KVM_EVENT_IDS.kvm_entry
 const ID_EXIT = KVM_EVENT_IDS.kvm_exit
 const ID_HYPERCALL = KVM_EVENT_IDS.kvm_hypercall
+/**
+ * Constant words of the round trip's records as KVM writes them: header words (event id, and the
+ * context in the high half) and kvm_exit's isa. An enum because the bundler writes its members in
+ * as literals, where module-level consts stay context-slot loads and number checks per record;
+ * checked against the tables below.
+ */
+const enum RoundTripWord {
+  /** kvm_entry (1616), interrupts off. */
+  ENTRY_HEAD_IRQS_OFF = 1616 | (1 << 16),
+  /** kvm_exit (1625), task context (5.0). */
+  EXIT_HEAD_TASK = 1625,
+  /** kvm_exit (1625), interrupts off (5.10 on). */
+  EXIT_HEAD_IRQS_OFF = 1625 | (1 << 16),
+  /** kvm_hypercall (1617), task context. */
+  HYPERCALL_HEAD_TASK = 1617,
+  ISA_VMX = 1,
+}
+const roundTripWordsExpected: ReadonlyArray<readonly [number, number]> = [
+  [RoundTripWord.ENTRY_HEAD_IRQS_OFF, ID_ENTRY | (IRQS_OFF_CONTEXT << 16)],
+  [RoundTripWord.EXIT_HEAD_TASK, ID_EXIT | (TASK_CONTEXT << 16)],
+  [RoundTripWord.EXIT_HEAD_IRQS_OFF, ID_EXIT | (IRQS_OFF_CONTEXT << 16)],
+  [RoundTripWord.HYPERCALL_HEAD_TASK, ID_HYPERCALL | (TASK_CONTEXT << 16)],
+  [RoundTripWord.ISA_VMX, KVM_ISA_VMX],
+]
+for (const [word, expected] of roundTripWordsExpected) {
+  if (word !== expected) throw new Error(`KvmCpuWriter: round-trip word ${word} is not ${expected}`)
+}
 
 export class KvmCpuWriter {
   // What every record reads comes first (declaration order is field order).
@@ -32,6 +59,8 @@ export class KvmCpuWriter {
   private readonly entryLength: number
   private readonly exitLength: number
   private readonly hypercallLength: number
+  /** kvm_exit's header word: interrupts off from 5.10 (era D), task context in 5.0 (era A). */
+  private readonly exitHead: number
 
   constructor(tracer: Tracer, cpu: number) {
     this.tracer = tracer
@@ -43,13 +72,14 @@ export class KvmCpuWriter {
     this.entryLength = recordLength(tracer.kvm.kvm_entry.payloadBytes)
     this.exitLength = recordLength(tracer.kvm.kvm_exit.payloadBytes)
     this.hypercallLength = recordLength(tracer.kvm.kvm_hypercall.payloadBytes)
+    this.exitHead = this.eraD ? RoundTripWord.EXIT_HEAD_IRQS_OFF : RoundTripWord.EXIT_HEAD_TASK
     tracer.mirrorWriteGate(this)
   }
 
   /** Time stamp of a record written now, -1 when nothing may be recorded (Tracer.writeStamp). */
   private stamp(): number {
-    const localNs = this.localNs
-    if (this.gate === 0 && localNs !== undefined) return localNs[this.cpu]!
+    // Gate 0 implies per-CPU local clocks (the tracer opens it only when the clock has them).
+    if (this.gate === 0) return this.localNs![this.cpu]!
     return this.tracer.writeStamp(this.cpu)
   }
 
@@ -65,12 +95,88 @@ export class KvmCpuWriter {
     return w
   }
 
-  /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
-  entry(pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
-    return this.on[I_ENTRY] === 1 && this.writeEntry(pid, ctx, vcpuId, ripLo, ripHi)
+  // ---- KVM's round trip: kvm_entry, kvm_exit, kvm_hypercall with the kernel's contexts ----
+  // These have the shape of KVM's per-CPU trace sink, so KVM's run loop and VMCALL handler call
+  // the writer itself (no sink object in between). The caller has checked the event's enable
+  // switch. Each reserves its record in its own body rather than through begin(): they are called
+  // from KVM's largest functions, where V8's inlining budget is spent and begin() stayed a call.
+
+  /** kvm_entry from vcpu_enter_guest, interrupts off (`d...`). */
+  entry(pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
+    const ts = this.gate === 0 ? this.localNs![this.cpu]! : this.tracer.writeStamp(this.cpu)
+    if (ts < 0) return
+    const ring = this.ring
+    const w = ring.reserveSmallCommitted(this.entryLength, ts)
+    if (w < 0) return
+    const words = ring.words
+    words[w] = RoundTripWord.ENTRY_HEAD_IRQS_OFF
+    words[w + 1] = pid
+    words[w + 2] = vcpuId
+    if (this.eraD) {
+      words[w + 3] = 0
+      words[w + 4] = ripLo
+      words[w + 5] = ripHi
+    }
+    if (ring.onCommit !== undefined) ring.wakeReaders()
   }
-  /** entry for a caller that has checked the event's enable switch. */
-  writeEntry(pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
+
+  /** kvm_exit from vmx_handle_exit: interrupts off from 5.10 on, on in 5.0 (see exitHead). */
+  exit(pid: number, vcpuId: number, exitReason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
+    const ts = this.gate === 0 ? this.localNs![this.cpu]! : this.tracer.writeStamp(this.cpu)
+    if (ts < 0) return
+    const ring = this.ring
+    const w = ring.reserveSmallCommitted(this.exitLength, ts)
+    if (w < 0) return
+    const words = ring.words
+    words[w] = this.exitHead
+    words[w + 1] = pid
+    words[w + 2] = exitReason
+    words[w + 3] = 0
+    words[w + 4] = ripLo
+    words[w + 5] = ripHi
+    words[w + 6] = RoundTripWord.ISA_VMX
+    words[w + 7] = 0
+    words[w + 8] = info1Lo
+    words[w + 9] = info1Hi
+    words[w + 10] = info2Lo
+    words[w + 11] = info2Hi
+    if (this.eraD) {
+      words[w + 12] = intrInfo
+      words[w + 13] = errorCode
+      words[w + 14] = vcpuId
+      words[w + 15] = 0
+    }
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+  }
+
+  /** kvm_hypercall from kvm_emulate_hypercall, in task context: nr and a0..a3 as halves. */
+  hypercall(pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
+    const ts = this.gate === 0 ? this.localNs![this.cpu]! : this.tracer.writeStamp(this.cpu)
+    if (ts < 0) return
+    const ring = this.ring
+    const w = ring.reserveSmallCommitted(this.hypercallLength, ts)
+    if (w < 0) return
+    const words = ring.words
+    words[w] = RoundTripWord.HYPERCALL_HEAD_TASK
+    words[w + 1] = pid
+    words[w + 2] = nrLo
+    words[w + 3] = nrHi
+    words[w + 4] = a0Lo
+    words[w + 5] = a0Hi
+    words[w + 6] = a1Lo
+    words[w + 7] = a1Hi
+    words[w + 8] = a2Lo
+    words[w + 9] = a2Hi
+    words[w + 10] = a3Lo
+    words[w + 11] = a3Hi
+    if (ring.onCommit !== undefined) ring.wakeReaders()
+  }
+
+  // ---- the same records with any context (KvmTracepoints) ----
+
+  /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
+  entryAs(pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
+    if (this.on[I_ENTRY] !== 1) return false
     const w = this.begin(pid, ctx, ID_ENTRY, this.entryLength)
     if (w < 0) return false
     const words = this.ring.words
@@ -86,19 +192,12 @@ export class KvmCpuWriter {
   }
 
   /** kvm_exit; exitReason is the full 32-bit exit-reason field (bit 31 = failed VM entry). */
-  exit(
+  exitAs(
     pid: number, ctx: TraceContext, vcpuId: number, exitReason: number,
     ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
     intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
   ): boolean {
-    return this.on[I_EXIT] === 1 && this.writeExit(pid, ctx, vcpuId, exitReason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode, isa)
-  }
-  /** exit for a caller that has checked the event's enable switch. */
-  writeExit(
-    pid: number, ctx: TraceContext, vcpuId: number, exitReason: number,
-    ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
-    intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
-  ): boolean {
+    if (this.on[I_EXIT] !== 1) return false
     const w = this.begin(pid, ctx, ID_EXIT, this.exitLength)
     if (w < 0) return false
     const words = this.ring.words
@@ -124,17 +223,11 @@ export class KvmCpuWriter {
   }
 
   /** kvm_hypercall: nr and a0..a3 (RAX, RBX, RCX, RDX, RSI) as halves. */
-  hypercall(
+  hypercallAs(
     pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
     a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
   ): boolean {
-    return this.on[I_HYPERCALL] === 1 && this.writeHypercall(pid, ctx, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
-  }
-  /** hypercall for a caller that has checked the event's enable switch. */
-  writeHypercall(
-    pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
-    a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
-  ): boolean {
+    if (this.on[I_HYPERCALL] !== 1) return false
     const w = this.begin(pid, ctx, ID_HYPERCALL, this.hypercallLength)
     if (w < 0) return false
     const words = this.ring.words

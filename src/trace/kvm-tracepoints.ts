@@ -108,7 +108,7 @@ export class KvmTracepoints {
 
   /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
   entry(cpu: number, pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
-    return this.cpuWriters[cpu]!.entry(pid, ctx, vcpuId, ripLo, ripHi)
+    return this.cpuWriters[cpu]!.entryAs(pid, ctx, vcpuId, ripLo, ripHi)
   }
 
   /** kvm_exit; exitReason is the full 32-bit exit-reason field (bit 31 = failed VM entry). */
@@ -117,7 +117,7 @@ export class KvmTracepoints {
     ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number,
     intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
   ): boolean {
-    return this.cpuWriters[cpu]!.exit(pid, ctx, vcpuId, exitReason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode, isa)
+    return this.cpuWriters[cpu]!.exitAs(pid, ctx, vcpuId, exitReason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode, isa)
   }
 
   /** kvm_hypercall: nr and a0..a3 (RAX, RBX, RCX, RDX, RSI) as halves. */
@@ -125,7 +125,7 @@ export class KvmTracepoints {
     cpu: number, pid: number, ctx: TraceContext, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number,
     a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
   ): boolean {
-    return this.cpuWriters[cpu]!.hypercall(pid, ctx, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
+    return this.cpuWriters[cpu]!.hypercallAs(pid, ctx, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
   }
 
   /** kvm_pio: one port access (count > 1 for string I/O). */

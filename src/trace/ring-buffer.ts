@@ -19,8 +19,15 @@ export const TYPE_LEN_TIME_STAMP = 31
 export const MAX_SMALL_PAYLOAD = 112
 /** Largest payload one event may have: a page minus the header word and the length word. */
 export const MAX_PAYLOAD_BYTES = PAGE_DATA_BYTES - 8
-/** A delta must fit the header's 27 bits; a larger gap needs a time-extend record first. */
-const DELTA_LIMIT = 1 << 27
+/**
+ * A delta must fit the header's 27 bits; a larger gap needs a time-extend record first. An enum
+ * member because the bundler writes it in as a literal, where a module-level const stays a
+ * context-slot load and a number check on every write.
+ */
+const enum Delta {
+  LIMIT = 1 << 27,
+}
+const DELTA_LIMIT = Delta.LIMIT
 const TIME_EXTEND_BYTES = 8
 /** Fewest pages a CPU buffer has (the kernel refuses fewer). */
 export const MIN_PAGES = 2
@@ -288,7 +295,7 @@ export class CpuRingBuffer {
     if (ts < last) ts = last
     const used = this.tailUsed
     const delta = ts - last
-    if (used !== 0 && delta < DELTA_LIMIT && used + length <= this.tailLimit) {
+    if (used !== 0 && delta < Delta.LIMIT && used + length <= this.tailLimit) {
       // The common case: the event fits on the page being written, no time extend needed.
       const word = this.tailBase + (used >> 2)
       this.words[word] = ((length - 4) >> 2) | (delta << 5)

@@ -30,7 +30,11 @@ export type TraceClockName = (typeof TRACE_CLOCKS_6_X)[number]
 const MARKER_SYMBOL = "tracing_mark_write"
 // Records carry kernel-like addresses: ip/fmt = 0xffffffff_c0000000 + 16 × index.
 const ADDRESS_LOW_BASE = 0xc000_0000
-export const ADDRESS_HIGH = 0xffff_ffff
+/** The high half of every record address; an enum member so that the bundler writes it in as a literal (writePrintkHead stores it twice per trace_printk). */
+const enum Address {
+  HIGH = 0xffff_ffff,
+}
+export const ADDRESS_HIGH = Address.HIGH
 
 /**
  * Writes the head every trace_printk record shares — type and context, pid, then the ip and fmt
@@ -40,9 +44,9 @@ export const writePrintkHead = (words: Uint32Array, w: number, type: number, con
   words[w] = type | ((context & 0xffff) << 16)
   words[w + 1] = pid
   words[w + 2] = address
-  words[w + 3] = ADDRESS_HIGH
+  words[w + 3] = Address.HIGH
   words[w + 4] = address
-  words[w + 5] = ADDRESS_HIGH
+  words[w + 5] = Address.HIGH
   return w + 6
 }
 

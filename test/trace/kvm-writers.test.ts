@@ -7,7 +7,7 @@
 
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { traceContext, type TraceClockSource } from "../../src/trace/context.ts"
+import { IRQS_OFF_CONTEXT, TASK_CONTEXT, traceContext, type TraceClockSource } from "../../src/trace/context.ts"
 import { StaticTaskNames } from "../../src/trace/context.ts"
 import type { TraceEra } from "../../src/trace/events.ts"
 import { KVM_EVENT_NAMES, type KvmEventName } from "../../src/trace/kvm-events.ts"
@@ -203,6 +203,51 @@ describe("KVM tracepoint writers", () => {
             if (a !== b) throw new Error(`${JSON.stringify(op)}: writer returned ${a}, emit ${b}`)
           }
           // The 5.0 era pauses recording while `trace` is open; resume what the ops paused first.
+          for (let i = 0; i < ops.length; i++) {
+            fast.trace.tracer.resumeRecording()
+            slow.trace.tracer.resumeRecording()
+          }
+          expect(state(fast.trace)).toEqual(state(slow.trace))
+        }),
+        { numRuns: 60 },
+      )
+    })
+  }
+
+  // KVM's run loop and VMCALL handler write kvm_entry, kvm_exit and kvm_hypercall through the
+  // per-CPU writer's context-free methods (KvmCpuTraceSink's shape), having checked the switch.
+  for (const era of ["A", "D"] as const) {
+    it(`the per-CPU round-trip writers store what emit stores with the kernel's contexts (era ${era})`, () => {
+      const kernelContext: Partial<Record<KvmEventName, number>> = {
+        kvm_entry: IRQS_OFF_CONTEXT,
+        kvm_exit: era === "D" ? IRQS_OFF_CONTEXT : TASK_CONTEXT,
+        kvm_hypercall: TASK_CONTEXT,
+      }
+      const roundTrip = (t: TraceShape, op: Op & { kind: "write" }): void => {
+        const name = KVM_EVENT_NAMES[op.event]!
+        if (t.tracer.eventEnabled[op.event] !== 1) return
+        const w = t.kvm.forCpu(op.cpu)
+        const v = op.v
+        if (name === "kvm_entry") w.entry(1000, v[0]!, v[1]!, v[2]!)
+        else if (name === "kvm_exit") w.exit(1000, v[0]!, v[1]!, v[2]!, v[3]!, v[4]!, v[5]!, v[6]!, v[7]!, v[8]!, v[9]!)
+        else w.hypercall(1000, v[0]!, v[1]!, v[2]!, v[3]!, v[4]!, v[5]!, v[6]!, v[7]!, v[8]!, v[9]!)
+      }
+      const roundTripOpArb = opArb.map((op) => {
+        if (op.kind !== "write") return op
+        const event = op.event % 3
+        return { ...op, event, ctx: kernelContext[KVM_EVENT_NAMES[event]!]! }
+      })
+      fc.assert(
+        fc.property(fc.boolean(), fc.array(roundTripOpArb, { minLength: 50, maxLength: 600 }), (perCpu, ops) => {
+          const fast = build(era, perCpu)
+          const slow = build(era, perCpu)
+          for (const op of ops) {
+            if (op.kind === "write") {
+              fast.clock.cpuNs[op.cpu]! += op.gap
+              roundTrip(fast.trace, op)
+            } else apply(fast.trace, fast.clock, op, false)
+            apply(slow.trace, slow.clock, op, true)
+          }
           for (let i = 0; i < ops.length; i++) {
             fast.trace.tracer.resumeRecording()
             slow.trace.tracer.resumeRecording()

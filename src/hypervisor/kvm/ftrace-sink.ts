@@ -19,23 +19,6 @@ for (const [name, index] of Object.entries(KvmEvent)) {
   if (index < names.length && names[index] !== `kvm_${name}`) throw new Error(`KvmEvent.${name} is not KVM_EVENT_NAMES[${index}]`)
 }
 
-/** One CPU's round-trip records: the trace subsystem's per-CPU writer with the kernel's contexts. */
-class FtraceCpuSink implements KvmCpuTraceSink {
-  constructor(
-    private readonly writer: KvmCpuWriter,
-    private readonly exitContext: number,
-  ) {}
-  entry(pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
-    this.writer.writeEntry(pid, IRQS_OFF_CONTEXT, vcpuId, ripLo, ripHi)
-  }
-  exit(pid: number, vcpuId: number, reason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
-    this.writer.writeExit(pid, this.exitContext, vcpuId, reason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode)
-  }
-  hypercall(pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
-    this.writer.writeHypercall(pid, TASK_CONTEXT, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
-  }
-}
-
 export class FtraceSink implements KvmTraceSink {
   // What the writers read comes first (declaration order is field order: one cache line).
   // The writers, held directly: one property load per event instead of two.
@@ -50,8 +33,10 @@ export class FtraceSink implements KvmTraceSink {
   // Call sites by format, then by function: formats are mostly string literals, whose hashes
   // V8 keeps, so a lookup builds no key string.
   private readonly sites = new Map<string, Map<string, PrintkSite>>()
-  private readonly cpuSinks: ReadonlyArray<FtraceCpuSink>
-  /** The trace subsystem's per-CPU writers, held here so that a trace_printk finds its CPU's in one load. */
+  /**
+   * The trace subsystem's per-CPU writers: KVM's per-CPU sinks themselves (their entry, exit and
+   * hypercall write the kernel's contexts), and what a trace_printk finds its CPU's in one load.
+   */
   private readonly writers: ReadonlyArray<KvmCpuWriter>
 
   constructor(readonly trace: TraceShape) {
@@ -60,14 +45,13 @@ export class FtraceSink implements KvmTraceSink {
     this.on = trace.tracer.eventEnabled
     this.exitContext = trace.tracer.era === "D" ? IRQS_OFF_CONTEXT : TASK_CONTEXT
     this.writers = Array.from({ length: trace.tracer.cpuCount }, (_, cpu) => trace.kvm.forCpu(cpu))
-    this.cpuSinks = this.writers.map((writer) => new FtraceCpuSink(writer, this.exitContext))
   }
 
   get recording(): boolean {
     return this.tracer.recording
   }
   forCpu(cpu: number): KvmCpuTraceSink {
-    return this.cpuSinks[cpu]!
+    return this.writers[cpu]!
   }
 
   entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
