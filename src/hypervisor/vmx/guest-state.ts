@@ -297,10 +297,14 @@ export const saveVolatileGuestState = (target: VmcsView, cpu: CpuState, checkSta
     ripLo = (rip - high * TWO32) >>> 0
     ripHi = high >>> 0
   }
-  if (w[W_GUEST_RIP] !== ripLo || w[W_GUEST_RIP + 1] !== ripHi) {
+  // A RIP that moved within its 4 GiB leaves the checks that read only bits 63:32 clean.
+  if (w[W_GUEST_RIP + 1] !== ripHi) {
     w[W_GUEST_RIP] = ripLo
     w[W_GUEST_RIP + 1] = ripHi
     checkState.fieldChanged(O_GUEST_RIP)
+  } else if (w[W_GUEST_RIP] !== ripLo) {
+    w[W_GUEST_RIP] = ripLo
+    checkState.fieldLowHalfChanged(O_GUEST_RIP)
   }
   saveRflags(w, checkState, cpu)
   const interruptibility = cpu.interruptibility >>> 0

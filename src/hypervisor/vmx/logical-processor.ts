@@ -109,6 +109,10 @@ const writeEffect = Uint16Array.from(accessKind, (_kind, encoding) => {
       return encoding === F.VM_ENTRY_CONTROLS || encoding === F.VM_EXIT_CONTROLS ? WRITES_CONTROL | GuestWrites.OTHER : WRITES_CONTROL
   }
 })
+/** What a VMWRITE changed, for the entry checks. */
+const UNCHANGED = 0
+const LOW_HALF_CHANGED = 1
+const CHANGED = 2
 const ALL_ONES = 0xffff_ffff_ffff_ffffn
 const CR4_VMXE = 1n << 13n
 
@@ -496,13 +500,15 @@ export class LogicalProcessor implements OutcomeSource {
     const effect = writeEffect[encoding]!
     if ((effect & READ_ONLY) !== 0 && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
     const page = this.view.page
-    let changed = false
+    // What changed: nothing, only bits 31:0 of a 64-bit or natural-width field (the checks that
+    // read only bits 63:32 stay clean), or more.
+    let changed = UNCHANGED
     if (kind === Access.Bits16) {
       const index = byteOffset[encoding]! >>> 1
       const next = lo & 0xffff
       if (page.halves[index] !== next) {
         page.halves[index] = next
-        changed = true
+        changed = CHANGED
       }
     } else {
       // High access writes bits 63:32 of the field whose storage starts at the same offset.
@@ -510,15 +516,16 @@ export class LogicalProcessor implements OutcomeSource {
       const index = (byteOffset[encoding]! >>> 2) + (kind === Access.High ? 1 : 0)
       if (words[index] !== lo >>> 0) {
         words[index] = lo >>> 0
-        changed = true
+        changed = kind === Access.Bits64 ? LOW_HALF_CHANGED : CHANGED
       }
       if (kind === Access.Bits64 && words[index + 1] !== hi >>> 0) {
         words[index + 1] = hi >>> 0
-        changed = true
+        changed = CHANGED
       }
     }
-    if (changed) {
-      current.checks.fieldChanged(fieldOrdinal[encoding]!)
+    if (changed !== UNCHANGED) {
+      if (changed === LOW_HALF_CHANGED) current.checks.fieldLowHalfChanged(fieldOrdinal[encoding]!)
+      else current.checks.fieldChanged(fieldOrdinal[encoding]!)
       if (effect !== 0) {
         // Entry and exit controls decide which guest registers entry loads and exit saves: their
         // effect carries GuestWrites.OTHER, so the next entry loads the whole guest-state area.

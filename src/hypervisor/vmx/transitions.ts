@@ -122,7 +122,10 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   if (!launch && !launched) return lp.vmfail(E.VMRESUME_NONLAUNCHED_VMCS)
   if (!launch && region[W_LAUNCH_SESSION] !== lp.session) return lp.vmfail(E.VMRESUME_AFTER_VMXOFF)
 
-  const failing = firstFailingCheck(lp.checkContext, current.checks)
+  // Nothing to re-run (the usual entry after an exit handler's RIP write): every check passed
+  // with the inputs it reads now.
+  const checks = current.checks
+  const failing = checks.allPassedFor(lp.caps, lp.root.version) ? -1 : firstFailingCheck(lp.checkContext, checks)
   lp.lastFailedCheck = failing
   if (failing >= 0) {
     const info = checkInfo(failing)
