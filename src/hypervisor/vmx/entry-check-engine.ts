@@ -65,6 +65,14 @@ const READERS = checksByField(() => true)
 /** Checks to re-run after a change confined to bits 31:0 of a field (not those reading only 63:32). */
 const LOW_HALF_READERS = checksByField((rule, encoding) => !rule.highHalfOnly.includes(encoding))
 
+/**
+ * By field ordinal: 1 when a change of the field (FIELD_HAS_READERS), or a change confined to its
+ * bits 31:0 (LOW_HALF_HAS_READERS), marks some check. Hot write paths test these before calling
+ * into the check state, so a write no check cares about (KVM's RIP and timer writes) costs a load.
+ */
+export const FIELD_HAS_READERS = Uint8Array.from({ length: VMCS_FIELD_COUNT }, (_, o) => (READERS.start[o + 1]! > READERS.start[o]! ? 1 : 0))
+export const LOW_HALF_HAS_READERS = Uint8Array.from({ length: VMCS_FIELD_COUNT }, (_, o) => (LOW_HALF_READERS.start[o + 1]! > LOW_HALF_READERS.start[o]! ? 1 : 0))
+
 /** Checks that also read the processor's root state: dirty whenever its version changed. */
 const PROCESSOR_CHECKS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.readsProcessor ? [index] : [])))
 /** Checks that may read memory, with the predicate saying whether they do at this entry. */

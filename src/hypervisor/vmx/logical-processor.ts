@@ -16,7 +16,12 @@ import { VmcsView } from "./vmcs-view.ts"
 import { RootState } from "./root-state.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
 import type { CheckContext } from "./entry-check-rules.ts"
-import { checkInfo as checkInfoImport, explainFailure as explainFailureImport } from "./entry-check-engine.ts"
+import {
+  checkInfo as checkInfoImport,
+  explainFailure as explainFailureImport,
+  FIELD_HAS_READERS as FIELD_HAS_READERSImport,
+  LOW_HALF_HAS_READERS as LOW_HALF_HAS_READERSImport,
+} from "./entry-check-engine.ts"
 import type { EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
 import { VmxIntercepts } from "./vmx-intercepts.ts"
 import { continueGuest as continueGuestImport, vmEntry as vmEntryImport } from "./transitions.ts"
@@ -42,6 +47,8 @@ const VMCS_LAUNCH_SESSION_OFFSET = VMCS_LAUNCH_SESSION_OFFSETImport
 const VMCS_LAUNCH_STATE_OFFSET = VMCS_LAUNCH_STATE_OFFSETImport
 const checkInfo = checkInfoImport
 const explainFailure = explainFailureImport
+const FIELD_HAS_READERS = FIELD_HAS_READERSImport
+const LOW_HALF_HAS_READERS = LOW_HALF_HAS_READERSImport
 const continueGuest = continueGuestImport
 const vmEntry = vmEntryImport
 
@@ -524,8 +531,10 @@ export class LogicalProcessor implements OutcomeSource {
       }
     }
     if (changed !== UNCHANGED) {
-      if (changed === LOW_HALF_CHANGED) current.checks.fieldLowHalfChanged(fieldOrdinal[encoding]!)
-      else current.checks.fieldChanged(fieldOrdinal[encoding]!)
+      const ordinal = fieldOrdinal[encoding]!
+      if (changed === LOW_HALF_CHANGED) {
+        if (LOW_HALF_HAS_READERS[ordinal] === 1) current.checks.fieldLowHalfChanged(ordinal)
+      } else if (FIELD_HAS_READERS[ordinal] === 1) current.checks.fieldChanged(ordinal)
       if (effect !== 0) {
         // Entry and exit controls decide which guest registers entry loads and exit saves: their
         // effect carries GuestWrites.OTHER, so the next entry loads the whole guest-state area.
