@@ -6,9 +6,9 @@
 // so the first failure is the same as a full run's.
 import { entryChecks as entryChecksImport, type EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
 import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
-import { checkRules as checkRulesImport, type CheckContext } from "./entry-check-rules.ts"
+import { checkRules as checkRulesImport, type CheckContext, type CheckRule } from "./entry-check-rules.ts"
 import type { VmxCapabilities } from "./capabilities.ts"
-import { fieldOrdinal as fieldOrdinalImport, VMCS_FIELD_COUNT as VMCS_FIELD_COUNTImport } from "./vmcs-layout.ts"
+import { Access as AccessImport, accessKind as accessKindImport, fieldOrdinal as fieldOrdinalImport, VMCS_FIELD_COUNT as VMCS_FIELD_COUNTImport } from "./vmcs-layout.ts"
 
 // Local copies of imported bindings: some module loaders (tsx, vitest) turn every use of an
 // import into a getter call, which the hot path cannot afford. The bindings never change.
@@ -16,6 +16,8 @@ const entryChecks = entryChecksImport
 const F = FImport
 const checkRules = checkRulesImport
 const fieldOrdinal = fieldOrdinalImport
+const Access = AccessImport
+const accessKind = accessKindImport
 const VMCS_FIELD_COUNT = VMCS_FIELD_COUNTImport
 
 export const CHECK_COUNT = checkRules.length
@@ -24,27 +26,58 @@ if (checkRules.some((rule, i) => entryChecks[i]?.name !== rule.name) || entryChe
   throw new Error("entry-check rules and src/arch/vmx/entry-checks.ts disagree on names or order")
 }
 
-/** Check indices that read each field (by field ordinal). */
-const checksByField: ReadonlyArray<Uint16Array> = (() => {
+/**
+ * The checks that read each field, by field ordinal, flattened so a write walks one typed array:
+ * field o's checks are checks[start[o]] .. checks[start[o + 1] - 1]. `armsMemory[o]` is 1 when
+ * one of them may read memory.
+ */
+interface ChecksByField {
+  readonly checks: Uint16Array
+  readonly start: Int32Array
+  readonly armsMemory: Uint8Array
+}
+const checksByField = (reads: (rule: CheckRule, encoding: number) => boolean): ChecksByField => {
   const lists: Array<Array<number>> = Array.from({ length: VMCS_FIELD_COUNT }, () => [])
   checkRules.forEach((rule, index) => {
     for (const encoding of rule.fields) {
       const ordinal = fieldOrdinal[encoding]!
       if (ordinal < 0) throw new Error(`check ${rule.name} names unknown field 0x${encoding.toString(16)}`)
-      if (!lists[ordinal]!.includes(index)) lists[ordinal]!.push(index)
+      if (reads(rule, encoding) && !lists[ordinal]!.includes(index)) lists[ordinal]!.push(index)
     }
   })
-  return lists.map((list) => Uint16Array.from(list))
-})()
+  const start = new Int32Array(VMCS_FIELD_COUNT + 1)
+  for (let o = 0; o < VMCS_FIELD_COUNT; o++) start[o + 1] = start[o]! + lists[o]!.length
+  return {
+    checks: Uint16Array.from(lists.flat()),
+    start,
+    armsMemory: Uint8Array.from(lists, (list) => (list.some((check) => checkRules[check]!.readsMemory !== null) ? 1 : 0)),
+  }
+}
+for (const rule of checkRules) {
+  for (const encoding of rule.highHalfOnly) {
+    if (!rule.fields.includes(encoding) || accessKind[encoding] !== Access.Bits64) {
+      throw new Error(`check ${rule.name}: highHalfOnly names 0x${encoding.toString(16)}, which is not one of its 64-bit or natural-width fields`)
+    }
+  }
+}
+/** Checks to re-run after any change of a field. */
+const READERS = checksByField(() => true)
+/** Checks to re-run after a change confined to bits 31:0 of a field (not those reading only 63:32). */
+const LOW_HALF_READERS = checksByField((rule, encoding) => !rule.highHalfOnly.includes(encoding))
+
+/**
+ * By field ordinal: 1 when a change of the field (FIELD_HAS_READERS), or a change confined to its
+ * bits 31:0 (LOW_HALF_HAS_READERS), marks some check. Hot write paths test these before calling
+ * into the check state, so a write no check cares about (KVM's RIP and timer writes) costs a load.
+ */
+export const FIELD_HAS_READERS = Uint8Array.from({ length: VMCS_FIELD_COUNT }, (_, o) => (READERS.start[o + 1]! > READERS.start[o]! ? 1 : 0))
+export const LOW_HALF_HAS_READERS = Uint8Array.from({ length: VMCS_FIELD_COUNT }, (_, o) => (LOW_HALF_READERS.start[o + 1]! > LOW_HALF_READERS.start[o]! ? 1 : 0))
 
 /** Checks that also read the processor's root state: dirty whenever its version changed. */
 const PROCESSOR_CHECKS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.readsProcessor ? [index] : [])))
 /** Checks that may read memory, with the predicate saying whether they do at this entry. */
 const MEMORY_CHECKS: Uint16Array = Uint16Array.from(checkRules.flatMap((rule, index) => (rule.readsMemory !== null ? [index] : [])))
 const MEMORY_PREDICATES: ReadonlyArray<(ctx: CheckContext) => boolean> = checkRules.flatMap((rule) => (rule.readsMemory !== null ? [rule.readsMemory] : []))
-/** 1 for the checks in MEMORY_CHECKS. */
-const IS_MEMORY_CHECK = Uint8Array.from(checkRules, (rule) => (rule.readsMemory !== null ? 1 : 0))
-
 /**
  * Per-VMCS bookkeeping for incremental checking (lives beside the region, not in it): which
  * checks must run again, as flags and as a list, so an entry visits only those instead of
@@ -82,16 +115,36 @@ export class EntryCheckState {
 
   /** Called for every write that changed a field's stored value. */
   fieldChanged(ordinal: number): void {
-    const list = checksByField[ordinal]!
+    this.markReaders(READERS, ordinal)
+  }
+
+  /** Called for a write that changed only bits 31:0 of a 64-bit or natural-width field. */
+  fieldLowHalfChanged(ordinal: number): void {
+    this.markReaders(LOW_HALF_READERS, ordinal)
+  }
+
+  private markReaders(readers: ChecksByField, ordinal: number): void {
+    const end = readers.start[ordinal + 1]!
+    let i = readers.start[ordinal]!
+    if (i === end) return
+    const checks = readers.checks
     const dirty = this.dirty
-    for (let i = 0; i < list.length; i++) {
-      const check = list[i]!
+    for (; i < end; i++) {
+      const check = checks[i]!
       if (dirty[check] === 0) {
         dirty[check] = 1
         this.pending[this.pendingCount++] = check
       }
-      if (IS_MEMORY_CHECK[check] === 1) this.memoryArmed = true
     }
+    if (readers.armsMemory[ordinal] === 1) this.memoryArmed = true
+  }
+
+  /**
+   * Every check passed with its current inputs: none pending, the same capabilities and
+   * processor version as at the last run, no memory read to re-ask (firstFailingCheck is -1).
+   */
+  allPassedFor(caps: VmxCapabilities, processorVersion: number): boolean {
+    return this.pendingCount === 0 && !this.memoryArmed && this.caps === caps && this.processorVersion === processorVersion
   }
 
   markAllDirty(): void {

@@ -38,6 +38,11 @@ export interface CheckRule {
    * versioned), or null for a check that never does. Reads only the check's own fields.
    */
   readonly readsMemory: ((ctx: CheckContext) => boolean) | null
+  /**
+   * Declared 64-bit or natural-width fields of which the check reads only bits 63:32: a write
+   * confined to bits 31:0 of such a field leaves the check's verdict as it was.
+   */
+  readonly highHalfOnly: ReadonlyArray<number>
   readonly passes: (ctx: CheckContext) => boolean
 }
 
@@ -148,12 +153,13 @@ const rule = (
   name: string,
   fields: ReadonlyArray<number>,
   passes: (ctx: CheckContext) => boolean,
-  reads: { processor?: boolean; memory?: (ctx: CheckContext) => boolean } = {},
+  reads: { processor?: boolean; memory?: (ctx: CheckContext) => boolean; highHalfOnly?: ReadonlyArray<number> } = {},
 ): CheckRule => ({
   name,
   fields,
   readsProcessor: reads.processor ?? false,
   readsMemory: reads.memory ?? null,
+  highHalfOnly: reads.highHalfOnly ?? [],
   passes,
 })
 
@@ -455,12 +461,18 @@ export const checkRules: ReadonlyArray<CheckRule> = [
     (ctx.view.lo(F.GUEST_GDTR_LIMIT) & 0xffff_0000) === 0 &&
     (ctx.view.lo(F.GUEST_IDTR_LIMIT) & 0xffff_0000) === 0,
   ),
-  // Runs at nearly every entry (an exit handler's VMWRITE of GUEST_RIP dirties it): word reads.
-  rule("guest.rip", [F.VM_ENTRY_CONTROLS, F.GUEST_CS_AR_BYTES, F.GUEST_RIP], (ctx) => {
-    const words = ctx.view.page.words
-    const longCode = (words[W_ENTRY_CONTROLS]! & EntryControl.IA32E_MODE) !== 0 && (words[W_GUEST_CS_AR]! & 0x2000) !== 0
-    return longCode ? canonicalHi(words[W_GUEST_RIP + 1]!) : words[W_GUEST_RIP + 1] === 0
-  }),
+  // Only RIP's bits 63:32 matter (47-bit canonical, or zero outside 64-bit code), so the RIP
+  // changes of every exit and of an exit handler's VMWRITE below 4 GiB re-run nothing.
+  rule(
+    "guest.rip",
+    [F.VM_ENTRY_CONTROLS, F.GUEST_CS_AR_BYTES, F.GUEST_RIP],
+    (ctx) => {
+      const words = ctx.view.page.words
+      const longCode = (words[W_ENTRY_CONTROLS]! & EntryControl.IA32E_MODE) !== 0 && (words[W_GUEST_CS_AR]! & 0x2000) !== 0
+      return longCode ? canonicalHi(words[W_GUEST_RIP + 1]!) : words[W_GUEST_RIP + 1] === 0
+    },
+    { highHalfOnly: [F.GUEST_RIP] },
+  ),
   rule("guest.rflags", [F.VM_ENTRY_CONTROLS, F.GUEST_RFLAGS, F.GUEST_CR0, F.VM_ENTRY_INTR_INFO_FIELD], (ctx) => {
     const lo = ctx.view.lo(F.GUEST_RFLAGS)
     // Reserved: 63:22, 15, 5, 3; bit 1 must be 1.

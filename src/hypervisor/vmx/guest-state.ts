@@ -4,7 +4,7 @@
 import { VmcsField as FImport } from "../../arch/vmx/vmcs-fields.ts"
 import { EntryControl as EntryControlImport, ExitControl as ExitControlImport } from "../../arch/vmx/control-bits.ts"
 import { MsrSlot as MsrSlotImport, Seg as SegImport, type CpuState } from "../../guest/cpu/state.ts"
-import type { EntryCheckState } from "./entry-check-engine.ts"
+import { LOW_HALF_HAS_READERS, type EntryCheckState } from "./entry-check-engine.ts"
 import { byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport } from "./vmcs-layout.ts"
 import { GuestWrites as GuestWritesImport } from "./platform.ts"
 import type { VmcsView } from "./vmcs-view.ts"
@@ -80,6 +80,8 @@ const W_GUEST_SYSENTER_EIP = at(F.GUEST_SYSENTER_EIP)
 const O_GUEST_SYSENTER_EIP = ord(F.GUEST_SYSENTER_EIP)
 const W_GUEST_SYSENTER_ESP = at(F.GUEST_SYSENTER_ESP)
 const O_GUEST_SYSENTER_ESP = ord(F.GUEST_SYSENTER_ESP)
+/** Whether a RIP change within its 4 GiB marks any entry check (none does: guest.rip reads bits 63:32). */
+const RIP_LOW_HALF_HAS_READERS = LOW_HALF_HAS_READERS[O_GUEST_RIP] === 1
 
 
 /** Loads guest state into the core. Returns true when cached translations must be flushed. */
@@ -147,7 +149,10 @@ export const loadGuestState = (view: VmcsView, cpu: CpuState): boolean => {
 /** Loads only the guest-state fields a VMWRITE changed (GuestWrites bits) since the last exit. */
 export const loadChangedGuestState = (view: VmcsView, cpu: CpuState, changed: number): void => {
   const w = view.page.words
-  if ((changed & GuestWrites.RIP) !== 0) cpu.rip = (w[W_GUEST_RIP + 1]! | 0) * TWO32 + w[W_GUEST_RIP]!
+  if ((changed & GuestWrites.RIP) !== 0) {
+    const ripHi = w[W_GUEST_RIP + 1]!
+    cpu.rip = ripHi === 0 ? w[W_GUEST_RIP]! : (ripHi | 0) * TWO32 + w[W_GUEST_RIP]!
+  }
   if ((changed & GuestWrites.RSP) !== 0) {
     cpu.lo[4] = w[W_GUEST_RSP]!
     cpu.hi[4] = w[W_GUEST_RSP + 1]!
@@ -297,10 +302,14 @@ export const saveVolatileGuestState = (target: VmcsView, cpu: CpuState, checkSta
     ripLo = (rip - high * TWO32) >>> 0
     ripHi = high >>> 0
   }
-  if (w[W_GUEST_RIP] !== ripLo || w[W_GUEST_RIP + 1] !== ripHi) {
+  // A RIP that moved within its 4 GiB leaves the checks that read only bits 63:32 clean.
+  if (w[W_GUEST_RIP + 1] !== ripHi) {
     w[W_GUEST_RIP] = ripLo
     w[W_GUEST_RIP + 1] = ripHi
     checkState.fieldChanged(O_GUEST_RIP)
+  } else if (w[W_GUEST_RIP] !== ripLo) {
+    w[W_GUEST_RIP] = ripLo
+    if (RIP_LOW_HALF_HAS_READERS) checkState.fieldLowHalfChanged(O_GUEST_RIP)
   }
   saveRflags(w, checkState, cpu)
   const interruptibility = cpu.interruptibility >>> 0

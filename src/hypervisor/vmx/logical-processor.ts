@@ -16,7 +16,12 @@ import { VmcsView } from "./vmcs-view.ts"
 import { RootState } from "./root-state.ts"
 import type { CpuState } from "../../guest/cpu/state.ts"
 import type { CheckContext } from "./entry-check-rules.ts"
-import { checkInfo as checkInfoImport, explainFailure as explainFailureImport } from "./entry-check-engine.ts"
+import {
+  checkInfo as checkInfoImport,
+  explainFailure as explainFailureImport,
+  FIELD_HAS_READERS as FIELD_HAS_READERSImport,
+  LOW_HALF_HAS_READERS as LOW_HALF_HAS_READERSImport,
+} from "./entry-check-engine.ts"
 import type { EntryCheckInfo } from "../../arch/vmx/entry-checks.ts"
 import { VmxIntercepts } from "./vmx-intercepts.ts"
 import { continueGuest as continueGuestImport, vmEntry as vmEntryImport } from "./transitions.ts"
@@ -42,6 +47,8 @@ const VMCS_LAUNCH_SESSION_OFFSET = VMCS_LAUNCH_SESSION_OFFSETImport
 const VMCS_LAUNCH_STATE_OFFSET = VMCS_LAUNCH_STATE_OFFSETImport
 const checkInfo = checkInfoImport
 const explainFailure = explainFailureImport
+const FIELD_HAS_READERS = FIELD_HAS_READERSImport
+const LOW_HALF_HAS_READERS = LOW_HALF_HAS_READERSImport
 const continueGuest = continueGuestImport
 const vmEntry = vmEntryImport
 
@@ -109,6 +116,10 @@ const writeEffect = Uint16Array.from(accessKind, (_kind, encoding) => {
       return encoding === F.VM_ENTRY_CONTROLS || encoding === F.VM_EXIT_CONTROLS ? WRITES_CONTROL | GuestWrites.OTHER : WRITES_CONTROL
   }
 })
+/** What a VMWRITE changed, for the entry checks. */
+const UNCHANGED = 0
+const LOW_HALF_CHANGED = 1
+const CHANGED = 2
 const ALL_ONES = 0xffff_ffff_ffff_ffffn
 const CR4_VMXE = 1n << 13n
 
@@ -496,13 +507,15 @@ export class LogicalProcessor implements OutcomeSource {
     const effect = writeEffect[encoding]!
     if ((effect & READ_ONLY) !== 0 && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
     const page = this.view.page
-    let changed = false
+    // What changed: nothing, only bits 31:0 of a 64-bit or natural-width field (the checks that
+    // read only bits 63:32 stay clean), or more.
+    let changed = UNCHANGED
     if (kind === Access.Bits16) {
       const index = byteOffset[encoding]! >>> 1
       const next = lo & 0xffff
       if (page.halves[index] !== next) {
         page.halves[index] = next
-        changed = true
+        changed = CHANGED
       }
     } else {
       // High access writes bits 63:32 of the field whose storage starts at the same offset.
@@ -510,15 +523,18 @@ export class LogicalProcessor implements OutcomeSource {
       const index = (byteOffset[encoding]! >>> 2) + (kind === Access.High ? 1 : 0)
       if (words[index] !== lo >>> 0) {
         words[index] = lo >>> 0
-        changed = true
+        changed = kind === Access.Bits64 ? LOW_HALF_CHANGED : CHANGED
       }
       if (kind === Access.Bits64 && words[index + 1] !== hi >>> 0) {
         words[index + 1] = hi >>> 0
-        changed = true
+        changed = CHANGED
       }
     }
-    if (changed) {
-      current.checks.fieldChanged(fieldOrdinal[encoding]!)
+    if (changed !== UNCHANGED) {
+      const ordinal = fieldOrdinal[encoding]!
+      if (changed === LOW_HALF_CHANGED) {
+        if (LOW_HALF_HAS_READERS[ordinal] === 1) current.checks.fieldLowHalfChanged(ordinal)
+      } else if (FIELD_HAS_READERS[ordinal] === 1) current.checks.fieldChanged(ordinal)
       if (effect !== 0) {
         // Entry and exit controls decide which guest registers entry loads and exit saves: their
         // effect carries GuestWrites.OTHER, so the next entry loads the whole guest-state area.

@@ -7,6 +7,14 @@ import type { CpuState } from "../../guest/cpu/state.ts"
 /** Guest-state fields entry can reload one by one; anything else forces a full load. */
 export const GuestWrites = { RIP: 1, RSP: 2, RFLAGS: 4, INTERRUPTIBILITY: 8, OTHER: 16 } as const
 
+/**
+ * What a VM exit of a VMCS does beyond recording the exit and saving the volatile guest state,
+ * decided by its controls: the next entry reloads the whole guest-state area (an entry "load"
+ * control whose register no exit control saves), the exit saves the VMX-preemption timer, stores
+ * or loads an MSR list.
+ */
+export const ExitWork = { RELOAD_GUEST_STATE: 1, SAVE_PREEMPTION_TIMER: 2, STORE_MSRS: 4, LOAD_MSRS: 8 } as const
+
 /** Bookkeeping for a VMCS while it is active: which processor holds it, incremental-check state. */
 export class ActiveVmcs {
   readonly address: number
@@ -19,6 +27,12 @@ export class ActiveVmcs {
   guestWrites: number = GuestWrites.OTHER
   /** A control field was written since the intercept policy was last configured from this VMCS. */
   controlsWritten = true
+  /**
+   * ExitWork bits from the controls as the last VM entry that configured the intercept policy
+   * from this VMCS read them. Controls change only by VMWRITE, which sets controlsWritten and so
+   * makes the next entry read them again; no VMWRITE runs between an entry and its exit.
+   */
+  exitWork = 0
   /**
    * The register file this VMCS's guest-state area was last fully loaded into or saved from
    * (null: none), and that register file's systemGeneration at the last full save (-1 after a

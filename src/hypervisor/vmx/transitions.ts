@@ -15,7 +15,7 @@ import {
   saveGuestState as saveGuestStateImport,
   saveVolatileGuestState as saveVolatileGuestStateImport,
 } from "./guest-state.ts"
-import { GuestWrites as GuestWritesImport, type ActiveVmcs } from "./platform.ts"
+import { ExitWork as ExitWorkImport, GuestWrites as GuestWritesImport, type ActiveVmcs } from "./platform.ts"
 import type { LogicalProcessor } from "./logical-processor.ts"
 import { RootReg as RootRegImport } from "./root-state.ts"
 import { byteOffset as byteOffsetImport, fieldOrdinal as fieldOrdinalImport, VMCS_LAUNCH_SESSION_OFFSET, VMCS_LAUNCH_STATE_OFFSET } from "./vmcs-layout.ts"
@@ -42,6 +42,7 @@ const loadGuestState = loadGuestStateImport
 const saveGuestState = saveGuestStateImport
 const saveVolatileGuestState = saveVolatileGuestStateImport
 const GuestWrites = GuestWritesImport
+const ExitWork = ExitWorkImport
 const RootReg = RootRegImport
 const byteOffset = byteOffsetImport
 const fieldOrdinal = fieldOrdinalImport
@@ -107,6 +108,20 @@ if (
 ) {
   throw new Error("savedAsLoaded: control bit positions moved")
 }
+/** ExitWork bits of the controls in a VMCS region's words. */
+const exitWorkOf = (words: Uint32Array): number => {
+  const exitControls = words[W_EXIT_CONTROLS]!
+  let work = 0
+  // The next entry may keep the register file instead of loading the guest-state area only if
+  // the exit saved everything that entry loads (DR7, PAT, EFER have separate load/save controls).
+  if ((words[W_ENTRY_CONTROLS]! & LOADED_UNDER_CONTROL & ~savedAsLoaded(exitControls)) !== 0) work |= ExitWork.RELOAD_GUEST_STATE
+  if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (words[W_PIN_CONTROLS]! & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
+    work |= ExitWork.SAVE_PREEMPTION_TIMER
+  }
+  if (words[W_EXIT_MSR_STORE_COUNT] !== 0) work |= ExitWork.STORE_MSRS
+  if (words[W_EXIT_MSR_LOAD_COUNT] !== 0) work |= ExitWork.LOAD_MSRS
+  return work
+}
 const address = (lp: LogicalProcessor, field: number): number => lp.view.hi(field) * TWO32 + lp.view.lo(field)
 
 export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): VmxStatus => {
@@ -122,7 +137,10 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
   if (!launch && !launched) return lp.vmfail(E.VMRESUME_NONLAUNCHED_VMCS)
   if (!launch && region[W_LAUNCH_SESSION] !== lp.session) return lp.vmfail(E.VMRESUME_AFTER_VMXOFF)
 
-  const failing = firstFailingCheck(lp.checkContext, current.checks)
+  // Nothing to re-run (the usual entry after an exit handler's RIP write): every check passed
+  // with the inputs it reads now.
+  const checks = current.checks
+  const failing = checks.allPassedFor(lp.caps, lp.root.version) ? -1 : firstFailingCheck(lp.checkContext, checks)
   lp.lastFailedCheck = failing
   if (failing >= 0) {
     const info = checkInfo(failing)
@@ -172,6 +190,7 @@ export const vmEntry = (lp: LogicalProcessor, launch: boolean, budget: number): 
     }
     intercepts.configuredFrom = current
     intercepts.configuredCaps = lp.caps
+    current.exitWork = exitWorkOf(words)
     current.controlsWritten = false
   } else {
     intercepts.reloadPreemptionTimer(view, lp.caps.preemptionTimerScale)
@@ -256,18 +275,18 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
     claim(core, current)
     current.savedGeneration = core.systemGeneration
   }
-  // The next entry may keep the register file instead of loading the guest-state area only if
-  // this exit saved everything that entry loads (DR7, PAT, EFER have separate load/save controls).
-  const loads = words[W_ENTRY_CONTROLS]! & LOADED_UNDER_CONTROL
-  current.guestWrites = (loads & ~savedAsLoaded(exitControls)) === 0 ? 0 : GuestWrites.OTHER
-  if ((exitControls & ExitControl.SAVE_VMX_PREEMPTION_TIMER) !== 0 && (words[W_PIN_CONTROLS]! & PinControl.VMX_PREEMPTION_TIMER) !== 0) {
-    const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
-    const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / lp.caps.preemptionTimerScale)
-    if (view.setLo(F.VMX_PREEMPTION_TIMER_VALUE, value)) current.checks.fieldChanged(O_PREEMPTION_TIMER_VALUE)
-  }
-  const storeCount = words[W_EXIT_MSR_STORE_COUNT]!
-  if (storeCount !== 0 && storeExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_STORE_ADDR), storeCount, core) !== 0) {
-    return vmxAbort(lp, 2)
+  // What the controls ask beyond that, decided when the entry read them (exitWorkOf).
+  const work = current.exitWork
+  current.guestWrites = (work & ExitWork.RELOAD_GUEST_STATE) === 0 ? 0 : GuestWrites.OTHER
+  if (work > ExitWork.RELOAD_GUEST_STATE) {
+    if ((work & ExitWork.SAVE_PREEMPTION_TIMER) !== 0) {
+      const remaining = Math.max(0, lp.intercepts.preemptionTimerRemaining)
+      const value = record.reason === ExitReason.PREEMPTION_TIMER ? 0 : Math.ceil(remaining / lp.caps.preemptionTimerScale)
+      if (view.setLo(F.VMX_PREEMPTION_TIMER_VALUE, value)) current.checks.fieldChanged(O_PREEMPTION_TIMER_VALUE)
+    }
+    if ((work & ExitWork.STORE_MSRS) !== 0 && storeExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_STORE_ADDR), words[W_EXIT_MSR_STORE_COUNT]!, core) !== 0) {
+      return vmxAbort(lp, 2)
+    }
   }
   core.intercepts = null
   lp.nonRoot = false
@@ -276,7 +295,7 @@ export const vmExit = (lp: LogicalProcessor): VmxStatus => {
   lp.lastExitQualificationLo = record.qualificationLo
   lp.lastExitQualificationHi = record.qualificationHi
   lp.exits++
-  return loadHostState(lp, exitControls)
+  return loadHostState(lp, exitControls, (work & ExitWork.LOAD_MSRS) === 0 ? 0 : words[W_EXIT_MSR_LOAD_COUNT]!)
 }
 
 /** A VM entry that failed after the control and host checks: exit reason with bit 31 (26.8). */
@@ -290,7 +309,7 @@ const failedEntry = (lp: LogicalProcessor, reason: number, qualification: number
   lp.lastExitQualificationHi = 0
   if (lp.core !== null) lp.core.intercepts = null
   lp.nonRoot = false
-  return loadHostState(lp, view.page.words[W_EXIT_CONTROLS]!)
+  return loadHostState(lp, view.page.words[W_EXIT_CONTROLS]!, view.page.words[W_EXIT_MSR_LOAD_COUNT]!)
 }
 
 /** Host-state fields copied as 64-bit halves into the root state: RootReg word index, VMCS word index. */
@@ -327,8 +346,8 @@ const copyHost = (lp: LogicalProcessor, reg: number, field: number): void => {
   lp.root.words[reg * 2 + 1] = lp.view.hi(field)
 }
 
-/** Loads the host-state area into the root-mode state (27.5), then the VM-exit MSR-load list. */
-const loadHostState = (lp: LogicalProcessor, exitControls: number): VmxStatus => {
+/** Loads the host-state area into the root-mode state (27.5), then the VM-exit MSR-load list of `loadCount` entries. */
+const loadHostState = (lp: LogicalProcessor, exitControls: number, loadCount: number): VmxStatus => {
   const view = lp.view
   const root = lp.root
   const current = lp.current!
@@ -341,7 +360,6 @@ const loadHostState = (lp: LogicalProcessor, exitControls: number): VmxStatus =>
     lp.hostStateExitControls = exitControls
     current.hostWritten = false
   }
-  const loadCount = view.page.words[W_EXIT_MSR_LOAD_COUNT]!
   if (loadCount !== 0 && loadExitMsrs(lp.memory, address(lp, F.VM_EXIT_MSR_LOAD_ADDR), loadCount, lp.hostMsrs) !== 0) {
     return vmxAbort(lp, 4)
   }
