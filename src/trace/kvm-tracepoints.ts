@@ -15,7 +15,7 @@ import type { TraceContext } from "./context.ts"
 import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX, type KvmEventName } from "./kvm-events.ts"
 import { MAX_SMALL_PAYLOAD, recordLength } from "./ring-buffer.ts"
 import type { Tracer } from "./tracer.ts"
-import { KvmCpuWriter } from "./kvm-cpu-writer.ts"
+import type { KvmCpuWriter } from "./kvm-cpu-writer.ts"
 
 const I_PIO = KVM_EVENT_NAMES.indexOf("kvm_pio")
 const I_CPUID = KVM_EVENT_NAMES.indexOf("kvm_cpuid")
@@ -73,7 +73,7 @@ export class KvmTracepoints {
     this.injVirqLength = length("kvm_inj_virq")
     this.userspaceExitLength = length("kvm_userspace_exit")
     this.vcpuWakeupLength = length("kvm_vcpu_wakeup")
-    this.cpuWriters = Array.from({ length: tracer.cpuCount }, (_, cpu) => new KvmCpuWriter(tracer, cpu))
+    this.cpuWriters = tracer.rings
   }
 
   /** Whether an event is enabled (callers may skip gathering fields when it is not). */
