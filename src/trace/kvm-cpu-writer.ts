@@ -41,6 +41,12 @@ const enum RoundTripWord {
 /** A record header's time delta has 27 bits (the 5 below are type_len); a larger gap needs a time extend. */
 const enum Stamp {
   DELTA_LIMIT = 1 << 27,
+  /**
+   * A ring's word indices stay far below 2^30 (at most 65,536 pages of 1,024 words), so masking a
+   * record's index with this changes nothing but tells the JIT that index + k cannot overflow:
+   * every payload store then skips an overflow check.
+   */
+  WORD_INDEX_MASK = 0x3fffffff,
 }
 /** Bytes in a page of the round trip's records (recordLength of the era's payload; checked per writer). */
 const enum RecordLength {
@@ -136,6 +142,7 @@ export class KvmCpuWriter extends CpuRingBuffer {
       w = this.reserveSmallCommitted(length, ts)
       if (w < 0) return
     }
+    w &= Stamp.WORD_INDEX_MASK
     words[w] = RoundTripWord.ENTRY_HEAD_IRQS_OFF
     words[w + 1] = pid
     words[w + 2] = vcpuId
@@ -169,6 +176,7 @@ export class KvmCpuWriter extends CpuRingBuffer {
       w = this.reserveSmallCommitted(length, ts)
       if (w < 0) return
     }
+    w &= Stamp.WORD_INDEX_MASK
     words[w] = this.eraD ? RoundTripWord.EXIT_HEAD_IRQS_OFF : RoundTripWord.EXIT_HEAD_TASK
     words[w + 1] = pid
     words[w + 2] = exitReason
@@ -212,6 +220,7 @@ export class KvmCpuWriter extends CpuRingBuffer {
       w = this.reserveSmallCommitted(length, ts)
       if (w < 0) return
     }
+    w &= Stamp.WORD_INDEX_MASK
     words[w] = RoundTripWord.HYPERCALL_HEAD_TASK
     words[w + 1] = pid
     words[w + 2] = nrLo
@@ -342,6 +351,7 @@ export class KvmCpuWriter extends CpuRingBuffer {
       w = this.reserveSmallCommitted(length, ts)
       if (w < 0) return false
     }
+    w &= Stamp.WORD_INDEX_MASK
     // Which conversions take 8 bytes, as bits (a fast site has at most 22 arguments).
     const wide = site.wideMask
     let at = writePrintkHead(words, w, TRACE_BPRINT, ctx, pid, site.address)

@@ -31,6 +31,8 @@ const DELTA_LIMIT = Delta.LIMIT
 const TIME_EXTEND_BYTES = 8
 /** The per-CPU times of a ring whose writer has none (never read: its gate is then not 0). */
 const NO_LOCAL_TIMES = new Float64Array(0)
+/** More pages than any CPU buffer may have (their word indices stay below 2^30). */
+const MAX_PAGES = 1 << 20
 /** Fewest pages a CPU buffer has (the kernel refuses fewer). */
 export const MIN_PAGES = 2
 
@@ -205,6 +207,8 @@ export class CpuRingBuffer {
   }
 
   private allocate(pages: number): void {
+    // Word indices must stay below 2^30 (KvmCpuWriter relies on it); that is 4 GiB of pages.
+    if (pages >= MAX_PAGES) throw new RangeError(`a CPU buffer of ${pages} pages is too large`)
     const total = pages + 1
     const buffer = new ArrayBuffer(total * PAGE_BYTES)
     this.pageCount = pages
