@@ -8,8 +8,8 @@
 // reserve and the commit accounting are one step (CpuRingBuffer.reserveSmallCommitted), and
 // every payload word is stored explicitly — era fields a record lacks and padding as zeros —
 // so a reused page never leaks old bytes. kvm_entry, kvm_exit and kvm_hypercall — the records of
-// every traced VM round trip — are written by per-CPU writers (kvm-cpu-writer.ts), which hot
-// callers may hold themselves (`forCpu`).
+// every traced VM round trip — are written by per-CPU writers (kvm-cpu-writer.ts: each is its
+// CPU's ring buffer, tracer.rings[cpu]), which hot callers may hold themselves (`forCpu`).
 
 import type { TraceContext } from "./context.ts"
 import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX, type KvmEventName } from "./kvm-events.ts"
