@@ -92,6 +92,9 @@ export class KvmCpuWriter extends CpuRingBuffer {
     if (cpuTimes !== undefined) {
       this.localNs = cpuTimes
       tracer.mirrorWriteGate(this)
+    } else {
+      // Read but unused by the records (the gate stays 2): in bounds, so the read stays a plain load.
+      this.localNs = new Float64Array(cpu + 1)
     }
   }
 
@@ -100,6 +103,16 @@ export class KvmCpuWriter extends CpuRingBuffer {
     // Gate 0 implies per-CPU local clocks (the tracer opens it only when the clock has them).
     if (this.gate === 0) return this.localNs[this.cpu]!
     return this.tracer.writeStamp(this.cpu)
+  }
+
+  /**
+   * Everything but the common case of a round-trip record's reservation (kept out of the record
+   * methods so that their bytecode stays small enough for V8 to inline them into KVM's handlers):
+   * stamps the record as the write gate says, then reserves and accounts it. -1 if nothing is stored.
+   */
+  private reserveStamped(length: number): number {
+    const ts = this.stamp()
+    return ts < 0 ? -1 : this.reserveSmallCommitted(length, ts)
   }
 
   /** Reserves and accounts a record of `length` bytes and writes its header; -1 if nothing is stored. */
@@ -122,13 +135,14 @@ export class KvmCpuWriter extends CpuRingBuffer {
 
   /** kvm_entry from vcpu_enter_guest, interrupts off (`d...`). */
   entry(pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
-    const ts = this.gate === 0 ? this.localNs[this.cpu]! : this.tracer.writeStamp(this.cpu)
+    // The local clock's time, used only when the gate is 0 (otherwise a harmless read).
+    const ts = this.localNs[this.cpu]!
     const length = this.eraD ? RecordLength.ENTRY_D : RecordLength.ENTRY_A
     const words = this.words
     const used = this.tailUsed
     const delta = ts - this.lastStamp
     let w: number
-    if (delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
+    if (this.gate === 0 && delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
       // reserveSmallCommitted's common case: the record fits the tail page, no time extend.
       w = this.tailBase + (used >> 2)
       words[w] = ((length - 4) >> 2) | (delta << 5)
@@ -137,9 +151,7 @@ export class KvmCpuWriter extends CpuRingBuffer {
       this.lastStamp = ts
       w++
     } else {
-      // A negative ts (nothing may be recorded) has a negative delta and ends here.
-      if (ts < 0) return
-      w = this.reserveSmallCommitted(length, ts)
+      w = this.reserveStamped(length)
       if (w < 0) return
     }
     w &= Stamp.WORD_INDEX_MASK
@@ -156,13 +168,14 @@ export class KvmCpuWriter extends CpuRingBuffer {
 
   /** kvm_exit from vmx_handle_exit: interrupts off from 5.10 on, on in 5.0 (the header word depends on the era). */
   exit(pid: number, vcpuId: number, exitReason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
-    const ts = this.gate === 0 ? this.localNs[this.cpu]! : this.tracer.writeStamp(this.cpu)
+    // The local clock's time, used only when the gate is 0 (otherwise a harmless read).
+    const ts = this.localNs[this.cpu]!
     const length = this.eraD ? RecordLength.EXIT_D : RecordLength.EXIT_A
     const words = this.words
     const used = this.tailUsed
     const delta = ts - this.lastStamp
     let w: number
-    if (delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
+    if (this.gate === 0 && delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
       // reserveSmallCommitted's common case: the record fits the tail page, no time extend.
       w = this.tailBase + (used >> 2)
       words[w] = ((length - 4) >> 2) | (delta << 5)
@@ -171,9 +184,7 @@ export class KvmCpuWriter extends CpuRingBuffer {
       this.lastStamp = ts
       w++
     } else {
-      // A negative ts (nothing may be recorded) has a negative delta and ends here.
-      if (ts < 0) return
-      w = this.reserveSmallCommitted(length, ts)
+      w = this.reserveStamped(length)
       if (w < 0) return
     }
     w &= Stamp.WORD_INDEX_MASK
@@ -200,13 +211,14 @@ export class KvmCpuWriter extends CpuRingBuffer {
 
   /** kvm_hypercall from kvm_emulate_hypercall, in task context: nr and a0..a3 as halves. */
   hypercall(pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
-    const ts = this.gate === 0 ? this.localNs[this.cpu]! : this.tracer.writeStamp(this.cpu)
+    // The local clock's time, used only when the gate is 0 (otherwise a harmless read).
+    const ts = this.localNs[this.cpu]!
     const length = RecordLength.HYPERCALL
     const words = this.words
     const used = this.tailUsed
     const delta = ts - this.lastStamp
     let w: number
-    if (delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
+    if (this.gate === 0 && delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
       // reserveSmallCommitted's common case: the record fits the tail page, no time extend.
       w = this.tailBase + (used >> 2)
       words[w] = ((length - 4) >> 2) | (delta << 5)
@@ -215,9 +227,7 @@ export class KvmCpuWriter extends CpuRingBuffer {
       this.lastStamp = ts
       w++
     } else {
-      // A negative ts (nothing may be recorded) has a negative delta and ends here.
-      if (ts < 0) return
-      w = this.reserveSmallCommitted(length, ts)
+      w = this.reserveStamped(length)
       if (w < 0) return
     }
     w &= Stamp.WORD_INDEX_MASK
