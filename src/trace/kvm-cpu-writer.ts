@@ -1,14 +1,18 @@
-// The KVM records of one CPU written with as few objects as possible: a traced VM round trip
+// The KVM records of one CPU written through as few objects as possible: a traced VM round trip
 // writes kvm_entry, kvm_exit, kvm_hypercall and a trace_printk line, and in the middle of the
-// simulator's own work each object and call level a record passes through costs a cache miss or
-// a call that is not inlined. This writer holds what a record needs — the CPU's ring and its
-// ring (its words are read from it: a resize replaces them), a copy of the tracer's write gate,
-// the clock's per-CPU times, the enable switches, the record lengths of the era. Timestamps and
-// bytes are exactly those of KvmTracepoints (which delegates here) and Tracer.printk.
+// simulator's own work each object a record touches costs map checks, typed-array length and
+// data-pointer loads and likely cache misses that a tight loop would hoist. So the writer IS its
+// CPU's ring buffer (the tracer's rings are these writers): a record's reservation reads the tail
+// page's offset, limit and base, the last time stamp and the words array as fields of this one
+// object, tests one bound and writes the payload into the same words; page turns, time extends,
+// overwrite and refusal stay out of line in CpuRingBuffer. It also holds a copy of the tracer's
+// write gate, the clock's per-CPU times, the enable switches and the record lengths of the era.
+// Timestamps, bytes and ring accounting are exactly those of CpuRingBuffer.reserve/commit,
+// KvmTracepoints (which delegates here) and Tracer.printk.
 
 import { IRQS_OFF_CONTEXT, TASK_CONTEXT, type TraceContext } from "./context.ts"
 import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX } from "./kvm-events.ts"
-import { recordLength, type CpuRingBuffer } from "./ring-buffer.ts"
+import { CpuRingBuffer, recordLength } from "./ring-buffer.ts"
 import { TRACE_BPRINT, writeNumberArgs, writePrintkHead, type PrintkSite, type Tracer } from "./tracer.ts"
 
 const I_ENTRY = KVM_EVENT_NAMES.indexOf("kvm_entry")
@@ -34,6 +38,26 @@ const enum RoundTripWord {
   HYPERCALL_HEAD_TASK = 1617,
   ISA_VMX = 1,
 }
+/** A record header's time delta has 27 bits (the 5 below are type_len); a larger gap needs a time extend. */
+const enum Stamp {
+  DELTA_LIMIT = 1 << 27,
+  /**
+   * A ring's word indices stay far below 2^30 (at most 65,536 pages of 1,024 words), so masking a
+   * record's index with this changes nothing but tells the JIT that index + k cannot overflow:
+   * every payload store then skips an overflow check.
+   */
+  WORD_INDEX_MASK = 0x3fffffff,
+}
+/** Bytes in a page of the round trip's records (recordLength of the era's payload; checked per writer). */
+const enum RecordLength {
+  ENTRY_A = 16,
+  ENTRY_D = 28,
+  EXIT_A = 52,
+  EXIT_D = 68,
+  HYPERCALL = 52,
+}
+const RECORD_LENGTHS_A: ReadonlyArray<number> = [RecordLength.ENTRY_A, RecordLength.EXIT_A, RecordLength.HYPERCALL]
+const RECORD_LENGTHS_D: ReadonlyArray<number> = [RecordLength.ENTRY_D, RecordLength.EXIT_D, RecordLength.HYPERCALL]
 const roundTripWordsExpected: ReadonlyArray<readonly [number, number]> = [
   [RoundTripWord.ENTRY_HEAD_IRQS_OFF, ID_ENTRY | (IRQS_OFF_CONTEXT << 16)],
   [RoundTripWord.EXIT_HEAD_TASK, ID_EXIT | (TASK_CONTEXT << 16)],
@@ -45,51 +69,59 @@ for (const [word, expected] of roundTripWordsExpected) {
   if (word !== expected) throw new Error(`KvmCpuWriter: round-trip word ${word} is not ${expected}`)
 }
 
-export class KvmCpuWriter {
-  // What every record reads comes first (declaration order is field order).
-  /** The tracer's write gate, mirrored here by the tracer (0: recording with the local clock). */
-  gate = 2
-  private readonly tracer: Tracer
-  private readonly ring: CpuRingBuffer
-  /** The clock's per-CPU times when it keeps them in an array; otherwise the tracer is asked. */
-  private readonly localNs: Float64Array | undefined
+export class KvmCpuWriter extends CpuRingBuffer {
+  // What every record reads is declared in CpuRingBuffer, next to its tail state (the write gate,
+  // the clock's per-CPU times, the CPU, the era): a subclass's fields come after all the base's.
   private readonly on: Uint8Array
-  readonly cpu: number
-  private readonly eraD: boolean
-  private readonly entryLength: number
-  private readonly exitLength: number
-  private readonly hypercallLength: number
-  /** kvm_exit's header word: interrupts off from 5.10 (era D), task context in 5.0 (era A). */
-  private readonly exitHead: number
+  private readonly tracer: Tracer
 
-  constructor(tracer: Tracer, cpu: number) {
-    this.tracer = tracer
-    this.ring = tracer.rings[cpu]!
-    this.localNs = tracer.clockSource.nowOn !== undefined ? tracer.clockSource.cpuNs : undefined
-    this.on = tracer.eventEnabled
+  /** `cpu`'s ring of `pages` pages; the tracer's era, KVM events, switches and clock are set up. */
+  constructor(tracer: Tracer, cpu: number, pages: number) {
+    super(pages)
     this.cpu = cpu
     this.eraD = tracer.era === "D"
-    this.entryLength = recordLength(tracer.kvm.kvm_entry.payloadBytes)
-    this.exitLength = recordLength(tracer.kvm.kvm_exit.payloadBytes)
-    this.hypercallLength = recordLength(tracer.kvm.kvm_hypercall.payloadBytes)
-    this.exitHead = this.eraD ? RoundTripWord.EXIT_HEAD_IRQS_OFF : RoundTripWord.EXIT_HEAD_TASK
-    tracer.mirrorWriteGate(this)
+    this.on = tracer.eventEnabled
+    this.tracer = tracer
+    // The record lengths written in as literals must be the era's.
+    const lengths = this.eraD ? RECORD_LENGTHS_D : RECORD_LENGTHS_A
+    const expected = [tracer.kvm.kvm_entry.payloadBytes, tracer.kvm.kvm_exit.payloadBytes, tracer.kvm.kvm_hypercall.payloadBytes].map(recordLength)
+    if (expected.some((length, i) => length !== lengths[i])) throw new Error(`KvmCpuWriter: record lengths ${lengths.join(",")} are not era ${tracer.era}'s ${expected.join(",")}`)
+    // Per-CPU times read directly only when the clock keeps them in an array; otherwise the gate
+    // stays 2 and every record asks the tracer.
+    const cpuTimes = tracer.clockSource.nowOn !== undefined ? tracer.clockSource.cpuNs : undefined
+    if (cpuTimes !== undefined) {
+      this.localNs = cpuTimes
+      tracer.mirrorWriteGate(this)
+    } else {
+      // Read but unused by the records (the gate stays 2): in bounds, so the read stays a plain load.
+      this.localNs = new Float64Array(cpu + 1)
+    }
   }
 
   /** Time stamp of a record written now, -1 when nothing may be recorded (Tracer.writeStamp). */
   private stamp(): number {
     // Gate 0 implies per-CPU local clocks (the tracer opens it only when the clock has them).
-    if (this.gate === 0) return this.localNs![this.cpu]!
+    if (this.gate === 0) return this.localNs[this.cpu]!
     return this.tracer.writeStamp(this.cpu)
+  }
+
+  /**
+   * Everything but the common case of a round-trip record's reservation (kept out of the record
+   * methods so that their bytecode stays small enough for V8 to inline them into KVM's handlers):
+   * stamps the record as the write gate says, then reserves and accounts it. -1 if nothing is stored.
+   */
+  private reserveStamped(length: number): number {
+    const ts = this.stamp()
+    return ts < 0 ? -1 : this.reserveSmallCommitted(length, ts)
   }
 
   /** Reserves and accounts a record of `length` bytes and writes its header; -1 if nothing is stored. */
   private begin(pid: number, ctx: TraceContext, id: number, length: number): number {
     const ts = this.stamp()
     if (ts < 0) return -1
-    const w = this.ring.reserveSmallCommitted(length, ts)
+    const w = this.reserveSmallCommitted(length, ts)
     if (w < 0) return -1
-    const words = this.ring.words
+    const words = this.words
     words[w] = id | ((ctx & 0xffff) << 16)
     words[w + 1] = pid
     return w
@@ -103,12 +135,26 @@ export class KvmCpuWriter {
 
   /** kvm_entry from vcpu_enter_guest, interrupts off (`d...`). */
   entry(pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
-    const ts = this.gate === 0 ? this.localNs![this.cpu]! : this.tracer.writeStamp(this.cpu)
-    if (ts < 0) return
-    const ring = this.ring
-    const w = ring.reserveSmallCommitted(this.entryLength, ts)
-    if (w < 0) return
-    const words = ring.words
+    // The local clock's time, used only when the gate is 0 (otherwise a harmless read).
+    const ts = this.localNs[this.cpu]!
+    const length = this.eraD ? RecordLength.ENTRY_D : RecordLength.ENTRY_A
+    const words = this.words
+    const used = this.tailUsed
+    const delta = ts - this.lastStamp
+    let w: number
+    if (this.gate === 0 && delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
+      // reserveSmallCommitted's common case: the record fits the tail page, no time extend.
+      w = this.tailBase + (used >> 2)
+      words[w] = ((length - 4) >> 2) | (delta << 5)
+      this.tailUsed = used + length
+      this.tailEntries++
+      this.lastStamp = ts
+      w++
+    } else {
+      w = this.reserveStamped(length)
+      if (w < 0) return
+    }
+    w &= Stamp.WORD_INDEX_MASK
     words[w] = RoundTripWord.ENTRY_HEAD_IRQS_OFF
     words[w + 1] = pid
     words[w + 2] = vcpuId
@@ -117,18 +163,32 @@ export class KvmCpuWriter {
       words[w + 4] = ripLo
       words[w + 5] = ripHi
     }
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
   }
 
-  /** kvm_exit from vmx_handle_exit: interrupts off from 5.10 on, on in 5.0 (see exitHead). */
+  /** kvm_exit from vmx_handle_exit: interrupts off from 5.10 on, on in 5.0 (the header word depends on the era). */
   exit(pid: number, vcpuId: number, exitReason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
-    const ts = this.gate === 0 ? this.localNs![this.cpu]! : this.tracer.writeStamp(this.cpu)
-    if (ts < 0) return
-    const ring = this.ring
-    const w = ring.reserveSmallCommitted(this.exitLength, ts)
-    if (w < 0) return
-    const words = ring.words
-    words[w] = this.exitHead
+    // The local clock's time, used only when the gate is 0 (otherwise a harmless read).
+    const ts = this.localNs[this.cpu]!
+    const length = this.eraD ? RecordLength.EXIT_D : RecordLength.EXIT_A
+    const words = this.words
+    const used = this.tailUsed
+    const delta = ts - this.lastStamp
+    let w: number
+    if (this.gate === 0 && delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
+      // reserveSmallCommitted's common case: the record fits the tail page, no time extend.
+      w = this.tailBase + (used >> 2)
+      words[w] = ((length - 4) >> 2) | (delta << 5)
+      this.tailUsed = used + length
+      this.tailEntries++
+      this.lastStamp = ts
+      w++
+    } else {
+      w = this.reserveStamped(length)
+      if (w < 0) return
+    }
+    w &= Stamp.WORD_INDEX_MASK
+    words[w] = this.eraD ? RoundTripWord.EXIT_HEAD_IRQS_OFF : RoundTripWord.EXIT_HEAD_TASK
     words[w + 1] = pid
     words[w + 2] = exitReason
     words[w + 3] = 0
@@ -146,17 +206,31 @@ export class KvmCpuWriter {
       words[w + 14] = vcpuId
       words[w + 15] = 0
     }
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
   }
 
   /** kvm_hypercall from kvm_emulate_hypercall, in task context: nr and a0..a3 as halves. */
   hypercall(pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
-    const ts = this.gate === 0 ? this.localNs![this.cpu]! : this.tracer.writeStamp(this.cpu)
-    if (ts < 0) return
-    const ring = this.ring
-    const w = ring.reserveSmallCommitted(this.hypercallLength, ts)
-    if (w < 0) return
-    const words = ring.words
+    // The local clock's time, used only when the gate is 0 (otherwise a harmless read).
+    const ts = this.localNs[this.cpu]!
+    const length = RecordLength.HYPERCALL
+    const words = this.words
+    const used = this.tailUsed
+    const delta = ts - this.lastStamp
+    let w: number
+    if (this.gate === 0 && delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
+      // reserveSmallCommitted's common case: the record fits the tail page, no time extend.
+      w = this.tailBase + (used >> 2)
+      words[w] = ((length - 4) >> 2) | (delta << 5)
+      this.tailUsed = used + length
+      this.tailEntries++
+      this.lastStamp = ts
+      w++
+    } else {
+      w = this.reserveStamped(length)
+      if (w < 0) return
+    }
+    w &= Stamp.WORD_INDEX_MASK
     words[w] = RoundTripWord.HYPERCALL_HEAD_TASK
     words[w + 1] = pid
     words[w + 2] = nrLo
@@ -169,7 +243,7 @@ export class KvmCpuWriter {
     words[w + 9] = a2Hi
     words[w + 10] = a3Lo
     words[w + 11] = a3Hi
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
   }
 
   // ---- the same records with any context (KvmTracepoints) ----
@@ -177,17 +251,16 @@ export class KvmCpuWriter {
   /** kvm_entry: `vcpu %u` (5.0) / `vcpu %u, rip 0x%lx` (6.x). */
   entryAs(pid: number, ctx: TraceContext, vcpuId: number, ripLo: number, ripHi: number): boolean {
     if (this.on[I_ENTRY] !== 1) return false
-    const w = this.begin(pid, ctx, ID_ENTRY, this.entryLength)
+    const w = this.begin(pid, ctx, ID_ENTRY, (this.eraD ? RecordLength.ENTRY_D : RecordLength.ENTRY_A))
     if (w < 0) return false
-    const words = this.ring.words
+    const words = this.words
     words[w + 2] = vcpuId
     if (this.eraD) {
       words[w + 3] = 0
       words[w + 4] = ripLo
       words[w + 5] = ripHi
     }
-    const ring = this.ring
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
     return true
   }
 
@@ -198,9 +271,9 @@ export class KvmCpuWriter {
     intrInfo: number, errorCode: number, isa: number = KVM_ISA_VMX,
   ): boolean {
     if (this.on[I_EXIT] !== 1) return false
-    const w = this.begin(pid, ctx, ID_EXIT, this.exitLength)
+    const w = this.begin(pid, ctx, ID_EXIT, (this.eraD ? RecordLength.EXIT_D : RecordLength.EXIT_A))
     if (w < 0) return false
-    const words = this.ring.words
+    const words = this.words
     words[w + 2] = exitReason
     words[w + 3] = 0
     words[w + 4] = ripLo
@@ -217,8 +290,7 @@ export class KvmCpuWriter {
       words[w + 14] = vcpuId
       words[w + 15] = 0
     }
-    const ring = this.ring
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
     return true
   }
 
@@ -228,9 +300,9 @@ export class KvmCpuWriter {
     a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number,
   ): boolean {
     if (this.on[I_HYPERCALL] !== 1) return false
-    const w = this.begin(pid, ctx, ID_HYPERCALL, this.hypercallLength)
+    const w = this.begin(pid, ctx, ID_HYPERCALL, RecordLength.HYPERCALL)
     if (w < 0) return false
-    const words = this.ring.words
+    const words = this.words
     words[w + 2] = nrLo
     words[w + 3] = nrHi
     words[w + 4] = a0Lo
@@ -241,8 +313,7 @@ export class KvmCpuWriter {
     words[w + 9] = a2Hi
     words[w + 10] = a3Lo
     words[w + 11] = a3Hi
-    const ring = this.ring
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
     return true
   }
 
@@ -252,16 +323,14 @@ export class KvmCpuWriter {
    */
   printkNumbers(pid: number, ctx: TraceContext, site: PrintkSite, a0: number, a1: number, a2: number, a3: number): boolean {
     const n = site.fastArgs
-    const localNs = this.localNs
-    if (n < 0 || n > 4 || this.gate !== 0 || localNs === undefined || a0 >>> 0 !== a0 || a1 >>> 0 !== a1 || a2 >>> 0 !== a2 || a3 >>> 0 !== a3) {
+    if (n < 0 || n > 4 || this.gate !== 0 || a0 >>> 0 !== a0 || a1 >>> 0 !== a1 || a2 >>> 0 !== a2 || a3 >>> 0 !== a3) {
       return this.tracer.printkNumbers(this.cpu, pid, ctx, site, a0, a1, a2, a3)
     }
-    const w = this.ring.reserveSmallCommitted(site.recordLength, localNs[this.cpu]!)
+    const w = this.reserveSmallCommitted(site.recordLength, this.localNs[this.cpu]!)
     if (w < 0) return false
-    const words = this.ring.words
+    const words = this.words
     writeNumberArgs(words, writePrintkHead(words, w, TRACE_BPRINT, ctx, pid, site.address), n, site.wideMask, a0, a1, a2, a3)
-    const ring = this.ring
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
     return true
   }
 
@@ -273,11 +342,26 @@ export class KvmCpuWriter {
    */
   printkWords(pid: number, ctx: TraceContext, site: PrintkSite, lo: Uint32Array, hi: Uint32Array, count: number): boolean {
     const n = site.fastArgs
-    const localNs = this.localNs
-    if (n < 0 || this.gate !== 0 || localNs === undefined) return this.printkWordsStaged(pid, ctx, site, lo, hi, count)
-    const w = this.ring.reserveSmallCommitted(site.recordLength, localNs[this.cpu]!)
-    if (w < 0) return false
-    const words = this.ring.words
+    if (n < 0 || this.gate !== 0) return this.printkWordsStaged(pid, ctx, site, lo, hi, count)
+    const ts = this.localNs[this.cpu]!
+    const length = site.recordLength
+    const words = this.words
+    const used = this.tailUsed
+    const delta = ts - this.lastStamp
+    let w: number
+    if (delta >= 0 && delta < Stamp.DELTA_LIMIT && used !== 0 && used + length <= this.tailLimit) {
+      // reserveSmallCommitted's common case, as in entry().
+      w = this.tailBase + (used >> 2)
+      words[w] = ((length - 4) >> 2) | (delta << 5)
+      this.tailUsed = used + length
+      this.tailEntries++
+      this.lastStamp = ts
+      w++
+    } else {
+      w = this.reserveSmallCommitted(length, ts)
+      if (w < 0) return false
+    }
+    w &= Stamp.WORD_INDEX_MASK
     // Which conversions take 8 bytes, as bits (a fast site has at most 22 arguments).
     const wide = site.wideMask
     let at = writePrintkHead(words, w, TRACE_BPRINT, ctx, pid, site.address)
@@ -286,8 +370,7 @@ export class KvmCpuWriter {
       words[at++] = given ? lo[i]! : 0
       if (((wide >> i) & 1) !== 0) words[at++] = given ? hi[i]! : 0
     }
-    const ring = this.ring
-    if (ring.onCommit !== undefined) ring.wakeReaders()
+    if (this.onCommit !== undefined) this.wakeReaders()
     return true
   }
 

@@ -8,14 +8,14 @@
 // reserve and the commit accounting are one step (CpuRingBuffer.reserveSmallCommitted), and
 // every payload word is stored explicitly — era fields a record lacks and padding as zeros —
 // so a reused page never leaks old bytes. kvm_entry, kvm_exit and kvm_hypercall — the records of
-// every traced VM round trip — are written by per-CPU writers (kvm-cpu-writer.ts), which hot
-// callers may hold themselves (`forCpu`).
+// every traced VM round trip — are written by per-CPU writers (kvm-cpu-writer.ts: each is its
+// CPU's ring buffer, tracer.rings[cpu]), which hot callers may hold themselves (`forCpu`).
 
 import type { TraceContext } from "./context.ts"
 import { KVM_EVENT_IDS, KVM_EVENT_NAMES, KVM_ISA_VMX, type KvmEventName } from "./kvm-events.ts"
 import { MAX_SMALL_PAYLOAD, recordLength } from "./ring-buffer.ts"
 import type { Tracer } from "./tracer.ts"
-import { KvmCpuWriter } from "./kvm-cpu-writer.ts"
+import type { KvmCpuWriter } from "./kvm-cpu-writer.ts"
 
 const I_PIO = KVM_EVENT_NAMES.indexOf("kvm_pio")
 const I_CPUID = KVM_EVENT_NAMES.indexOf("kvm_cpuid")
@@ -73,7 +73,7 @@ export class KvmTracepoints {
     this.injVirqLength = length("kvm_inj_virq")
     this.userspaceExitLength = length("kvm_userspace_exit")
     this.vcpuWakeupLength = length("kvm_vcpu_wakeup")
-    this.cpuWriters = Array.from({ length: tracer.cpuCount }, (_, cpu) => new KvmCpuWriter(tracer, cpu))
+    this.cpuWriters = tracer.rings
   }
 
   /** Whether an event is enabled (callers may skip gathering fields when it is not). */

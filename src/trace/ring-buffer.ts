@@ -29,6 +29,10 @@ const enum Delta {
 }
 const DELTA_LIMIT = Delta.LIMIT
 const TIME_EXTEND_BYTES = 8
+/** The per-CPU times of a ring whose writer has none (never read: its gate is then not 0). */
+const NO_LOCAL_TIMES = new Float64Array(0)
+/** More pages than any CPU buffer may have (their word indices stay below 2^30). */
+const MAX_PAGES = 1 << 20
 /** Fewest pages a CPU buffer has (the kernel refuses fewer). */
 export const MIN_PAGES = 2
 
@@ -73,19 +77,31 @@ export class CpuRingBuffer {
   // The writer's state comes first (declaration order is field order: these share the object's
   // first cache line). The page being written keeps its used bytes and entry count here rather
   // than in pageUsed/pageEntries, so a write touches this object and the page's bytes only.
+  // Protected: a subclass writing fixed records (KvmCpuWriter) reserves on the fast path itself.
   words: Uint32Array = new Uint32Array(0)
   /** Word index of the tail page's first data word. */
-  private tailBase = HEADER_WORDS
+  protected tailBase = HEADER_WORDS
   /** Data bytes used on the tail page (pageUsed[tail] is stale while it is the tail). */
-  private tailUsed = 0
+  protected tailUsed = 0
   /** Data bytes the tail page may still fill up to: PAGE_DATA_BYTES, or 0 once it is closed (one test on the write fast path). */
-  private tailLimit = PAGE_DATA_BYTES
+  protected tailLimit = PAGE_DATA_BYTES
   /** Events committed on the tail page (pageEntries[tail] is stale while it is the tail). */
-  private tailEntries = 0
+  protected tailEntries = 0
   /** Time of the last event written (the kernel's write_stamp). */
   lastStamp = 0
   /** Called after every commit; the tracer uses it to wake blocked trace_pipe readers. */
   onCommit: (() => void) | undefined = undefined
+  // What a writer stamping its own records on this ring (KvmCpuWriter, a subclass) reads for
+  // every record: here, next to the tail state, so a record touches one cache line of one object
+  // (a subclass's own fields come after all of these).
+  /** The tracer's write gate as such a writer sees it (0: recording with the per-CPU times in localNs). */
+  gate = 2
+  /** The clock's per-CPU times (read only while gate is 0). */
+  protected localNs: Float64Array = NO_LOCAL_TIMES
+  /** The CPU this ring belongs to. */
+  cpu = 0
+  /** Whether the writer records the 6.x layouts (era D) rather than 5.0's. */
+  protected eraD = false
   /** Page being written (the kernel's tail page). */
   tail = 0
 
@@ -191,6 +207,8 @@ export class CpuRingBuffer {
   }
 
   private allocate(pages: number): void {
+    // Word indices must stay below 2^30 (KvmCpuWriter relies on it); that is 4 GiB of pages.
+    if (pages >= MAX_PAGES) throw new RangeError(`a CPU buffer of ${pages} pages is too large`)
     const total = pages + 1
     const buffer = new ArrayBuffer(total * PAGE_BYTES)
     this.pageCount = pages

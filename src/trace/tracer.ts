@@ -8,8 +8,9 @@ import type { TraceEra, TraceEventType } from "./events.ts"
 import { KVM_EVENT_NAMES, kvmEvents, type KvmEventName } from "./kvm-events.ts"
 import { commForDisplay, flagChars, formatSecondsUs, formatStampColumn, taskColumns } from "./output.ts"
 import { latin1Bytes, type LineBytes } from "./line-bytes.ts"
+import { KvmCpuWriter } from "./kvm-cpu-writer.ts"
 import { appendPacked, compileFormat, formatPacked, plainConversions, type CompiledFormat, FormatError } from "./printf.ts"
-import { CpuRingBuffer, type EventCursor, MAX_PAYLOAD_BYTES, MAX_SMALL_PAYLOAD, pagesForBytes, PAGE_DATA_BYTES, recordLength } from "./ring-buffer.ts"
+import { type EventCursor, MAX_PAYLOAD_BYTES, MAX_SMALL_PAYLOAD, pagesForBytes, PAGE_DATA_BYTES, recordLength } from "./ring-buffer.ts"
 
 /** Fixed ftrace record types (enum trace_type). */
 export const TRACE_PRINT = 5
@@ -153,7 +154,8 @@ export class Tracer {
    */
   private writeGate = 0
   readonly clockSource: TraceClockSource
-  readonly rings: ReadonlyArray<CpuRingBuffer>
+  /** Each CPU's ring buffer, which is also its KVM record writer (KvmCpuWriter extends CpuRingBuffer). */
+  readonly rings: ReadonlyArray<KvmCpuWriter>
   /** The enable switches of the KVM events (indexed like KVM_EVENT_NAMES). */
   readonly eventEnabled: Uint8Array
 
@@ -211,15 +213,16 @@ export class Tracer {
     this.expanded = options.expanded ?? false
     this.hasLocalClocks = options.clock.nowOn !== undefined
     this.updateWriteGate()
-    const pages = this.expanded ? pagesForBytes(this.defaultBufferBytes) : 2
-    this.rings = Array.from({ length: this.cpuCount }, () => {
-      const ring = new CpuRingBuffer(pages)
-      ring.consumeLowersBytes = this.era === "D"
-      return ring
-    })
     this.kvm = kvmEvents(this.era)
     this.events = KVM_EVENT_NAMES.map((n) => this.kvm[n])
     this.eventEnabled = new Uint8Array(this.events.length)
+    // The rings are the per-CPU KVM writers, which read the era's events, switches and clock.
+    const pages = this.expanded ? pagesForBytes(this.defaultBufferBytes) : 2
+    this.rings = Array.from({ length: this.cpuCount }, (_, cpu) => {
+      const ring = new KvmCpuWriter(this, cpu, pages)
+      ring.consumeLowersBytes = this.era === "D"
+      return ring
+    })
     const ids = Math.max(...this.events.map((e) => e.id)) + 1
     this.eventsById = new Array<TraceEventType | undefined>(ids).fill(undefined)
     this.eventPrefix = new Array<string | undefined>(ids).fill(undefined)

@@ -85,18 +85,33 @@ const WRITERS: Record<KvmEventName, Writer> = {
   },
 }
 
-/** Per-CPU local clocks as the host keeps them, or one global clock (no nowOn). */
+/** One global clock (no nowOn). */
 class TestClock implements TraceClockSource {
-  readonly cpuNs = new Float64Array(CPUS).fill(1e9)
+  readonly times = new Float64Array(CPUS).fill(1e9)
   nowNs(): number {
-    return this.cpuNs[0]!
+    return this.times[0]!
+  }
+  advance(cpu: number, ns: number): void {
+    this.times[cpu]! += ns
   }
 }
+/** Per-CPU local clocks kept in one array, as the host keeps them: the per-CPU writers read it directly. */
 class PerCpuTestClock extends TestClock {
+  get cpuNs(): Float64Array {
+    return this.times
+  }
   nowOn(cpu: number): number {
-    return this.cpuNs[cpu]!
+    return this.times[cpu]!
   }
 }
+/** Per-CPU local clocks without the array: every write asks nowOn. */
+class OpaquePerCpuTestClock extends TestClock {
+  nowOn(cpu: number): number {
+    return this.times[cpu]!
+  }
+}
+const CLOCK_KINDS = 3
+const makeClock = (kind: number): TestClock => (kind === 0 ? new TestClock() : kind === 1 ? new PerCpuTestClock() : new OpaquePerCpuTestClock())
 
 type Op =
   | { readonly kind: "write"; readonly event: number; readonly cpu: number; readonly ctx: number; readonly gap: number; readonly v: ReadonlyArray<number> }
@@ -109,6 +124,10 @@ const gapArb = fc.oneof(
   { weight: 1, arbitrary: fc.constant(0) },
   // Past the 27-bit delta: a time-extend record.
   { weight: 1, arbitrary: fc.integer({ min: 1 << 27, max: 2 ** 40 }) },
+  // Fractional nanoseconds (a clock charging fractions of an instruction time) and a clock
+  // stepping back (the ring then stamps the record with its last time).
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 50_000 }).map((n) => n + 0.375) },
+  { weight: 1, arbitrary: fc.integer({ min: -50_000, max: -1 }) },
 )
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -127,8 +146,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("clock" as const), which: fc.nat(9) }) },
 )
 
-const build = (era: TraceEra, perCpu: boolean): { trace: TraceShape; clock: TestClock } => {
-  const clock = perCpu ? new PerCpuTestClock() : new TestClock()
+const build = (era: TraceEra, clockKind: number): { trace: TraceShape; clock: TestClock } => {
+  const clock = makeClock(clockKind)
   const trace = makeTrace({ cpuCount: CPUS, clock, tasks: new StaticTaskNames([[1000, "qemu-system-x86"]]), era, bufferBytes: 3 * 4080, expanded: true })
   for (let i = 0; i < KVM_EVENT_NAMES.length; i++) trace.tracer.setEventEnabled(i, true)
   // Start on pages full of old bytes, as a long-running buffer is.
@@ -140,7 +159,7 @@ const apply = (t: TraceShape, clock: TestClock, op: Op, viaEmit: boolean): boole
   const tracer: Tracer = t.tracer
   switch (op.kind) {
     case "write": {
-      clock.cpuNs[op.cpu]! += op.gap
+      clock.advance(op.cpu, op.gap)
       const name = KVM_EVENT_NAMES[op.event]!
       const writer = WRITERS[name]
       if (!viaEmit) return writer.write(t.kvm, op.cpu, 1000, op.ctx, op.v)
@@ -194,9 +213,9 @@ describe("KVM tracepoint writers", () => {
   for (const era of ["A", "D"] as const) {
     it(`store the same bytes, counters and text as emit under random operations (era ${era})`, () => {
       fc.assert(
-        fc.property(fc.boolean(), fc.array(opArb, { minLength: 50, maxLength: 600 }), (perCpu, ops) => {
-          const fast = build(era, perCpu)
-          const slow = build(era, perCpu)
+        fc.property(fc.nat(CLOCK_KINDS - 1), fc.array(opArb, { minLength: 50, maxLength: 600 }), (clockKind, ops) => {
+          const fast = build(era, clockKind)
+          const slow = build(era, clockKind)
           for (const op of ops) {
             const a = apply(fast.trace, fast.clock, op, false)
             const b = apply(slow.trace, slow.clock, op, true)
@@ -238,12 +257,12 @@ describe("KVM tracepoint writers", () => {
         return { ...op, event, ctx: kernelContext[KVM_EVENT_NAMES[event]!]! }
       })
       fc.assert(
-        fc.property(fc.boolean(), fc.array(roundTripOpArb, { minLength: 50, maxLength: 600 }), (perCpu, ops) => {
-          const fast = build(era, perCpu)
-          const slow = build(era, perCpu)
+        fc.property(fc.nat(CLOCK_KINDS - 1), fc.array(roundTripOpArb, { minLength: 50, maxLength: 600 }), (clockKind, ops) => {
+          const fast = build(era, clockKind)
+          const slow = build(era, clockKind)
           for (const op of ops) {
             if (op.kind === "write") {
-              fast.clock.cpuNs[op.cpu]! += op.gap
+              fast.clock.advance(op.cpu, op.gap)
               roundTrip(fast.trace, op)
             } else apply(fast.trace, fast.clock, op, false)
             apply(slow.trace, slow.clock, op, true)
@@ -260,12 +279,12 @@ describe("KVM tracepoint writers", () => {
   }
 
   it("store nothing and move no counter while tracing is off or an open trace pauses it", () => {
-    const { trace, clock } = build("A", true)
+    const { trace, clock } = build("A", 1)
     const ring = trace.tracer.rings[1]!
     const v = Array.from({ length: WORDS }, (_, i) => i + 1)
     trace.tracer.setClock("counter")
     trace.tracer.tracingOn = false
-    clock.cpuNs[1]! += 1000
+    clock.advance(1, 1000)
     for (const name of KVM_EVENT_NAMES) expect(WRITERS[name].write(trace.kvm, 1, 1000, 0, v)).toBe(false)
     trace.tracer.tracingOn = true
     trace.tracer.pauseRecording()
