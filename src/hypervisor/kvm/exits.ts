@@ -43,15 +43,28 @@ const lo32 = (v: number): number => (v - Math.floor(v / TWO32) * TWO32) >>> 0
 // checked it), so VMREAD's own checks cannot fail here: the hot path reads through the current
 // VMCS's view (`lp.view.lo`, by encoding; low 32 bits of natural-width fields).
 
-/** kvm_skip_emulated_instruction: RIP += instruction length, STI/MOV-SS blocking ends. */
+/**
+ * kvm_skip_emulated_instruction: RIP += instruction length, STI/MOV-SS blocking ends. The rare
+ * cases (RIP at or above 4 GiB, a blocking to clear) are out of line so that this stays small
+ * enough for the compiler to inline into the VMCALL handler together with the trace record.
+ */
 export const skipInstruction = (vcpu: Vcpu, lp: LogicalProcessor): void => {
   const view = lp.view
   const rip = vcpu.regs.rip + view.lo(F.VM_EXIT_INSTRUCTION_LEN)
   if (rip >= 0 && rip < TWO32) lp.vmwriteLo(F.GUEST_RIP, rip)
-  else lp.vmwrite(F.GUEST_RIP, (BigInt(hi32(rip)) << 32n) | BigInt(lo32(rip)))
+  else writeWideRip(lp, rip)
   vcpu.regs.rip = rip
   const interruptibility = view.lo(F.GUEST_INTERRUPTIBILITY_INFO)
-  if ((interruptibility & STI_MOVSS_BLOCKING) !== 0) lp.vmwriteLo(F.GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~STI_MOVSS_BLOCKING)
+  if ((interruptibility & STI_MOVSS_BLOCKING) !== 0) endStiMovSsBlocking(lp, interruptibility)
+}
+
+/** GUEST_RIP outside the low 4 GiB (RIP is kept sign-extended from bit 47): a 64-bit VMWRITE. */
+const writeWideRip = (lp: LogicalProcessor, rip: number): void => {
+  lp.vmwrite(F.GUEST_RIP, (BigInt(hi32(rip)) << 32n) | BigInt(lo32(rip)))
+}
+
+const endStiMovSsBlocking = (lp: LogicalProcessor, interruptibility: number): void => {
+  lp.vmwriteLo(F.GUEST_INTERRUPTIBILITY_INFO, interruptibility & ~STI_MOVSS_BLOCKING)
 }
 
 const cpuOf = (vcpu: Vcpu): number => vcpu.loadedCpu
