@@ -76,7 +76,7 @@ export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
       timerStops = false
     }
   }
-  const r = loop(k, limit)
+  const r = cpu.attention === 0 && k.blocksEnabled ? enterAtBlock(k, limit) : loop(k, limit)
   k.ctxCr0 = cpu.cr0
   k.ctxCr4 = cpu.cr4
   k.ctxEfer = cpu.efer
@@ -96,6 +96,44 @@ export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
 
 const CONTINUE = -1
 const DELIVERED = -2
+
+/**
+ * A batch that starts at a compiled block (where a VM entry resumes a hot guest loop) runs it
+ * without entering `loop`'s frame and exception handler, and a VMCALL right after it exits from
+ * here: exactly what `loop` does for the same instructions (no boundary work pending, the block
+ * already compiled, the VMCALL's record already known not to start a block, so no heat or cache
+ * bookkeeping changes). Anything else goes on in `loop`, which then counts from the block's end.
+ */
+const enterAtBlock = (k: Engine, limit: number): RunOutcome => {
+  const cpu = k.cpu
+  const rip = cpu.rip
+  const base = Math.floor(rip / 4096) * 4096
+  if (base !== k.codeBase) return loop(k, limit)
+  const map = k.codeMap
+  const i = map[(rip - base) | 0]! - 1
+  const bc = k.blocks
+  const cache = k.cache
+  if (i < 0 || i === cache.scratch || bc.generation !== cache.generation) return loop(k, limit)
+  const b = i >> 4 < bc.blockOf.length ? bc.blockOf[i >> 4]! : 0
+  if (b <= 0 || bc.lengths[b]! > limit) return loop(k, limit)
+  const used = bc.functions[b]!(cpu.lo, cpu.hi, cpu.flags, k, rip, limit, carryOf_)
+  const next = k.blockRip
+  if (used < limit && cpu.intercepts !== null && Math.floor(next / 4096) * 4096 === base) {
+    const D = cache.records
+    const j = map[(next - base) | 0]! - 1
+    if (j >= 0 && j !== cache.scratch && D[j + /* F_OP */ 0] === /* Op.VMCALL */ 108 && j >> 4 < bc.blockOf.length && bc.blockOf[j >> 4]! < 0) {
+      instructionExit(k, ExitReason.VMCALL, next, D[j + /* F_LEN */ 2]!)
+      k.used = used
+      cpu.instructionsRetired += used
+      return RunOutcome.VM_EXIT
+    }
+  }
+  cpu.rip = next
+  const r = loop(k, limit - used)
+  k.used += used
+  cpu.instructionsRetired += used
+  return r
+}
 
 /** Work at an instruction boundary: interrupt shadows, windows, pending events, HLT. */
 const boundary = (k: Engine): number => {

@@ -116,6 +116,37 @@ const writeEffect = Uint16Array.from(accessKind, (_kind, encoding) => {
       return encoding === F.VM_ENTRY_CONTROLS || encoding === F.VM_EXIT_CONTROLS ? WRITES_CONTROL | GuestWrites.OTHER : WRITES_CONTROL
   }
 })
+/**
+ * Everything VMWRITE needs of an encoding in one Int32Array load (0: unsupported): where the
+ * stored bits are (half index for 16-bit fields, word index otherwise, the high word for `_HIGH`
+ * access), the access kind, whether a change of the field or of only its bits 31:0 marks an entry
+ * check, and the writeEffect bits. The field ordinal is read only when a check must be marked.
+ */
+const D_INDEX_MASK = 0x3ff
+const D_KIND_SHIFT = 10
+const D_FIELD_HAS_READERS = 1 << 13
+const D_LOW_HALF_HAS_READERS = 1 << 14
+const D_EFFECT_SHIFT = 16
+const D_READ_ONLY = READ_ONLY << D_EFFECT_SHIFT
+const D_WRITES_HOST = WRITES_HOST << D_EFFECT_SHIFT
+const D_WRITES_CONTROL = WRITES_CONTROL << D_EFFECT_SHIFT
+const D_BITS16 = Access.Bits16 << D_KIND_SHIFT
+const D_BITS64 = Access.Bits64 << D_KIND_SHIFT
+const D_KIND_MASK = 7 << D_KIND_SHIFT
+/** @internal exported for the table's test */
+export const vmwriteDescriptor = Int32Array.from(accessKind, (kind, encoding) => {
+  if (kind === Access.Unsupported) return 0
+  const offset = byteOffset[encoding]!
+  const index = kind === Access.Bits16 ? offset >>> 1 : (offset >>> 2) + (kind === Access.High ? 1 : 0)
+  const ordinal = fieldOrdinal[encoding]!
+  return (
+    index |
+    (kind << D_KIND_SHIFT) |
+    (FIELD_HAS_READERS[ordinal] === 1 ? D_FIELD_HAS_READERS : 0) |
+    (LOW_HALF_HAS_READERS[ordinal] === 1 ? D_LOW_HALF_HAS_READERS : 0) |
+    (writeEffect[encoding]! << D_EFFECT_SHIFT)
+  )
+})
 /** What a VMWRITE changed, for the entry checks. */
 const UNCHANGED = 0
 const LOW_HALF_CHANGED = 1
@@ -502,45 +533,43 @@ export class LogicalProcessor implements OutcomeSource {
     const current = this.current
     if (current === null) return VmxStatus.FailInvalid
     // (e & 0x7fff) === e: a non-negative integer below 0x8000 (NaN, fractions and negatives fail).
-    const kind = (encoding & 0x7fff) === encoding ? accessKind[encoding]! : Access.Unsupported
-    if (kind === Access.Unsupported) return this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
-    const effect = writeEffect[encoding]!
-    if ((effect & READ_ONLY) !== 0 && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
+    const d = (encoding & 0x7fff) === encoding ? vmwriteDescriptor[encoding]! : 0
+    if (d === 0) return this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
+    if ((d & D_READ_ONLY) !== 0 && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
     const page = this.view.page
+    const index = d & D_INDEX_MASK
+    const kind = d & D_KIND_MASK
     // What changed: nothing, only bits 31:0 of a 64-bit or natural-width field (the checks that
     // read only bits 63:32 stay clean), or more.
     let changed = UNCHANGED
-    if (kind === Access.Bits16) {
-      const index = byteOffset[encoding]! >>> 1
+    if (kind === D_BITS16) {
       const next = lo & 0xffff
       if (page.halves[index] !== next) {
         page.halves[index] = next
         changed = CHANGED
       }
     } else {
-      // High access writes bits 63:32 of the field whose storage starts at the same offset.
+      // High access writes bits 63:32 of the field (its index is already the high word).
       const words = page.words
-      const index = (byteOffset[encoding]! >>> 2) + (kind === Access.High ? 1 : 0)
       if (words[index] !== lo >>> 0) {
         words[index] = lo >>> 0
-        changed = kind === Access.Bits64 ? LOW_HALF_CHANGED : CHANGED
+        changed = kind === D_BITS64 ? LOW_HALF_CHANGED : CHANGED
       }
-      if (kind === Access.Bits64 && words[index + 1] !== hi >>> 0) {
+      if (kind === D_BITS64 && words[index + 1] !== hi >>> 0) {
         words[index + 1] = hi >>> 0
         changed = CHANGED
       }
     }
     if (changed !== UNCHANGED) {
-      const ordinal = fieldOrdinal[encoding]!
       if (changed === LOW_HALF_CHANGED) {
-        if (LOW_HALF_HAS_READERS[ordinal] === 1) current.checks.fieldLowHalfChanged(ordinal)
-      } else if (FIELD_HAS_READERS[ordinal] === 1) current.checks.fieldChanged(ordinal)
-      if (effect !== 0) {
+        if ((d & D_LOW_HALF_HAS_READERS) !== 0) current.checks.fieldLowHalfChanged(fieldOrdinal[encoding]!)
+      } else if ((d & D_FIELD_HAS_READERS) !== 0) current.checks.fieldChanged(fieldOrdinal[encoding]!)
+      if (d >= 1 << D_EFFECT_SHIFT) {
         // Entry and exit controls decide which guest registers entry loads and exit saves: their
         // effect carries GuestWrites.OTHER, so the next entry loads the whole guest-state area.
-        current.guestWrites |= effect & 0xff
-        if ((effect & WRITES_HOST) !== 0) current.hostWritten = true
-        if ((effect & WRITES_CONTROL) !== 0) current.controlsWritten = true
+        current.guestWrites |= (d >>> D_EFFECT_SHIFT) & 0xff
+        if ((d & D_WRITES_HOST) !== 0) current.hostWritten = true
+        if ((d & D_WRITES_CONTROL) !== 0) current.controlsWritten = true
       }
     }
     return VmxStatus.Succeed
