@@ -104,7 +104,8 @@ const READ_ONLY = 0x400
  * guest-state field, WRITES_HOST, WRITES_CONTROL (with GuestWrites.OTHER for the entry and exit
  * controls, which decide what entry loads), READ_ONLY for the exit-information fields.
  */
-const writeEffect = Uint16Array.from(accessKind, (_kind, encoding) => {
+/** @internal exported for the descriptor's test */
+export const writeEffect = Uint16Array.from(accessKind, (_kind, encoding) => {
   switch (fieldType(encoding)) {
     case FieldType.GuestState:
       return guestWriteBit(encoding)
