@@ -3,7 +3,7 @@
 // Contexts follow the kernel: kvm_entry runs with interrupts off (`d...`), kvm_exit too from
 // 5.10 on, but from the exit handler with interrupts on in 5.0 (`....`).
 
-import { IRQS_OFF_CONTEXT, TASK_CONTEXT } from "../../trace/context.ts"
+import { TASK_CONTEXT } from "../../trace/context.ts"
 import { KVM_EVENT_NAMES } from "../../trace/kvm-events.ts"
 import { FormatError } from "../../trace/printf.ts"
 import type { TraceShape } from "../../trace/service.ts"
@@ -24,7 +24,6 @@ export class FtraceSink implements KvmTraceSink {
   // The writers, held directly: one property load per event instead of two.
   private readonly kvm: KvmTracepoints
   private readonly tracer: Tracer
-  private readonly exitContext: number
   // The last call site: a handler printing in a loop finds its site by two identity compares.
   private lastSite: PrintkSite | undefined
   private lastFormat = ""
@@ -43,7 +42,6 @@ export class FtraceSink implements KvmTraceSink {
     this.kvm = trace.kvm
     this.tracer = trace.tracer
     this.on = trace.tracer.eventEnabled
-    this.exitContext = trace.tracer.era === "D" ? IRQS_OFF_CONTEXT : TASK_CONTEXT
     this.writers = Array.from({ length: trace.tracer.cpuCount }, (_, cpu) => trace.kvm.forCpu(cpu))
   }
 
@@ -54,15 +52,6 @@ export class FtraceSink implements KvmTraceSink {
     return this.writers[cpu]!
   }
 
-  entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void {
-    this.kvm.entry(cpu, pid, IRQS_OFF_CONTEXT, vcpuId, ripLo, ripHi)
-  }
-  exit(cpu: number, pid: number, vcpuId: number, reason: number, ripLo: number, ripHi: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, intrInfo: number, errorCode: number): void {
-    this.kvm.exit(cpu, pid, this.exitContext, vcpuId, reason, ripLo, ripHi, info1Lo, info1Hi, info2Lo, info2Hi, intrInfo, errorCode)
-  }
-  hypercall(cpu: number, pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void {
-    this.kvm.hypercall(cpu, pid, TASK_CONTEXT, nrLo, nrHi, a0Lo, a0Hi, a1Lo, a1Hi, a2Lo, a2Hi, a3Lo, a3Hi)
-  }
   pio(cpu: number, pid: number, rw: number, port: number, size: number, count: number, val: number): void {
     this.kvm.pio(cpu, pid, TASK_CONTEXT, rw === 1, port, size, count, val)
   }

@@ -46,24 +46,8 @@ export interface KvmTraceSink {
    * ring buffers, as loading code with trace_printk does).
    */
   registerPrintk(fn: string, format: string): void
-  /** entry, exit and hypercall of host CPU `cpu`, with the kernel's contexts filled in. */
+  /** entry, exit and hypercall of host CPU `cpu`, with the kernel's contexts filled in (the only way KVM writes them). */
   forCpu(cpu: number): KvmCpuTraceSink
-  entry(cpu: number, pid: number, vcpuId: number, ripLo: number, ripHi: number): void
-  exit(
-    cpu: number,
-    pid: number,
-    vcpuId: number,
-    reason: number,
-    ripLo: number,
-    ripHi: number,
-    info1Lo: number,
-    info1Hi: number,
-    info2Lo: number,
-    info2Hi: number,
-    intrInfo: number,
-    errorCode: number,
-  ): void
-  hypercall(cpu: number, pid: number, nrLo: number, nrHi: number, a0Lo: number, a0Hi: number, a1Lo: number, a1Hi: number, a2Lo: number, a2Hi: number, a3Lo: number, a3Hi: number): void
   /** rw: 0 read (IN), 1 write (OUT). */
   pio(cpu: number, pid: number, rw: number, port: number, size: number, count: number, val: number): void
   cpuid(cpu: number, pid: number, fn: number, index: number, rax: number, rbx: number, rcx: number, rdx: number, found: boolean, usedMaxBasic: boolean): void
@@ -101,9 +85,6 @@ export class NullTraceSink implements KvmTraceSink {
   forCpu(): KvmCpuTraceSink {
     return nullCpuTraceSink
   }
-  entry(): void {}
-  exit(): void {}
-  hypercall(): void {}
   pio(): void {}
   cpuid(): void {}
   msr(): void {}
