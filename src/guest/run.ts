@@ -81,8 +81,11 @@ export const runBatch = (cpu: CpuState, budget: number): RunOutcome => {
   k.ctxCr4 = cpu.cr4
   k.ctxEfer = cpu.efer
   k.ctxCpl = cpu.cpl
-  k.ctxIntercepts = cpu.intercepts
-  k.ctxGuestPhysical = cpu.intercepts !== null ? cpu.intercepts.guestPhysical : null
+  // Pointer stores carry a write barrier; the intercepts of a VM entry are usually the last ones.
+  const icAfter = cpu.intercepts
+  if (k.ctxIntercepts !== icAfter) k.ctxIntercepts = icAfter
+  const gpAfter = icAfter !== null ? icAfter.guestPhysical : null
+  if (k.ctxGuestPhysical !== gpAfter) k.ctxGuestPhysical = gpAfter
   if (ic !== null && ic.preemptionTimerRemaining >= 0) {
     ic.preemptionTimerRemaining = Math.max(0, ic.preemptionTimerRemaining - k.used)
   }
@@ -107,10 +110,12 @@ const DELIVERED = -2
 const enterAtBlock = (k: Engine, limit: number): RunOutcome => {
   const cpu = k.cpu
   const rip = cpu.rip
-  const base = Math.floor(rip / 4096) * 4096
-  if (base !== k.codeBase) return loop(k, limit)
+  // The offset in the decoded page (codeBase is page-aligned, NaN when there is none): no division.
+  const base = k.codeBase
+  const offset = rip - base
+  if (!(offset >= 0 && offset < 4096)) return loop(k, limit)
   const map = k.codeMap
-  const i = map[(rip - base) | 0]! - 1
+  const i = map[offset | 0]! - 1
   const bc = k.blocks
   const cache = k.cache
   if (i < 0 || i === cache.scratch || bc.generation !== cache.generation) return loop(k, limit)
@@ -118,9 +123,10 @@ const enterAtBlock = (k: Engine, limit: number): RunOutcome => {
   if (b <= 0 || bc.lengths[b]! > limit) return loop(k, limit)
   const used = bc.functions[b]!(cpu.lo, cpu.hi, cpu.flags, k, rip, limit, carryOf_)
   const next = k.blockRip
-  if (used < limit && cpu.intercepts !== null && Math.floor(next / 4096) * 4096 === base) {
+  const nextOffset = next - base
+  if (used < limit && cpu.intercepts !== null && nextOffset >= 0 && nextOffset < 4096) {
     const D = cache.records
-    const j = map[(next - base) | 0]! - 1
+    const j = map[nextOffset | 0]! - 1
     if (j >= 0 && j !== cache.scratch && D[j + /* F_OP */ 0] === /* Op.VMCALL */ 108 && j >> 4 < bc.blockOf.length && bc.blockOf[j >> 4]! < 0) {
       instructionExit(k, ExitReason.VMCALL, next, D[j + /* F_LEN */ 2]!)
       k.used = used
