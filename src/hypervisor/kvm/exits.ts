@@ -8,6 +8,7 @@ import { VmcsField as F } from "../../arch/vmx/vmcs-fields.ts"
 import { PrimaryControl } from "../../arch/vmx/control-bits.ts"
 import { Reg } from "../../guest/cpu/state.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
+import { wordIndexOf } from "../vmx/vmcs-view.ts"
 import { lookupCpuid } from "./cpuid.ts"
 import type { CpuidAnswer } from "./cpuid.ts"
 import { Cost } from "./costs.ts"
@@ -36,6 +37,9 @@ const STI_MOVSS_BLOCKING = 3
 /** The host's local APIC timer vector (LOCAL_TIMER_VECTOR). */
 export const LOCAL_TIMER_VECTOR = 0xec
 
+const W_EXIT_INSTRUCTION_LEN = wordIndexOf(F.VM_EXIT_INSTRUCTION_LEN)
+const W_GUEST_INTERRUPTIBILITY_INFO = wordIndexOf(F.GUEST_INTERRUPTIBILITY_INFO)
+
 const hi32 = (v: number): number => Math.floor(v / TWO32) >>> 0
 const lo32 = (v: number): number => (v - Math.floor(v / TWO32) * TWO32) >>> 0
 
@@ -49,12 +53,12 @@ const lo32 = (v: number): number => (v - Math.floor(v / TWO32) * TWO32) >>> 0
  * enough for the compiler to inline into the VMCALL handler together with the trace record.
  */
 export const skipInstruction = (vcpu: Vcpu, lp: LogicalProcessor): void => {
-  const view = lp.view
-  const rip = vcpu.regs.rip + view.lo(F.VM_EXIT_INSTRUCTION_LEN)
+  const words = lp.view.page.words
+  const rip = vcpu.regs.rip + words[W_EXIT_INSTRUCTION_LEN]!
   if (rip >= 0 && rip < TWO32) lp.vmwriteLo(F.GUEST_RIP, rip)
   else writeWideRip(lp, rip)
   vcpu.regs.rip = rip
-  const interruptibility = view.lo(F.GUEST_INTERRUPTIBILITY_INFO)
+  const interruptibility = words[W_GUEST_INTERRUPTIBILITY_INFO]!
   if ((interruptibility & STI_MOVSS_BLOCKING) !== 0) endStiMovSsBlocking(lp, interruptibility)
 }
 

@@ -15,6 +15,7 @@ import { Errno } from "../../host/errno.ts"
 import type { Thread } from "../../host/scheduler.ts"
 import type { LogicalProcessor } from "../vmx/logical-processor.ts"
 import { VmxStatus } from "../vmx/outcome.ts"
+import { wordIndexOf } from "../vmx/vmcs-view.ts"
 import { Cost } from "./costs.ts"
 import { kvmError } from "./errors.ts"
 import type { KvmError } from "./errors.ts"
@@ -28,6 +29,8 @@ import { Pending } from "./vcpu.ts"
 import type { Vcpu } from "./vcpu.ts"
 
 const TWO32 = 4294967296
+const W_PREEMPTION_TIMER_VALUE = wordIndexOf(F.VMX_PREEMPTION_TIMER_VALUE)
+const W_IDT_VECTORING_INFO = wordIndexOf(F.IDT_VECTORING_INFO_FIELD)
 
 /** Why the synchronous loop stopped. */
 const Stop = {
@@ -309,7 +312,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
     if (timerScale !== 0) {
       const timer = preemptionTimerValue(thread.sliceEndNs - now, ns, timerScale, timerShift)
       // VMWRITE only a changed value (the field holds KVM's last write: no exit control saves it).
-      if (lp.view.lo(F.VMX_PREEMPTION_TIMER_VALUE) !== timer) lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, timer)
+      if (lp.view.page.words[W_PREEMPTION_TIMER_VALUE] !== timer) lp.vmwriteLo(F.VMX_PREEMPTION_TIMER_VALUE, timer)
     }
     if (exitHook.entryCallbacks.length !== 0 && !notifyEntryObservers(vcpu, cpu)) return Stop.Dead
     if (traceOn[KvmEvent.entry] === 1) {
@@ -375,7 +378,7 @@ const innerLoop = (vcpu: Vcpu, thread: Thread): Stop => {
       vcpu.run.exit = { reason: KvmExit.FAIL_ENTRY, hardwareEntryFailureReason: BigInt(exitReason), cpu }
       return Stop.Userspace
     }
-    if ((lp.view.lo(F.IDT_VECTORING_INFO_FIELD) & 0x80000000) !== 0) requeueVectoring(vcpu, lp)
+    if ((lp.view.page.words[W_IDT_VECTORING_INFO]! & 0x80000000) !== 0) requeueVectoring(vcpu, lp)
     let next: Next
     try {
       // VMCALL, the hot exit, by a direct call the compiler can inline; the rest through the table.

@@ -10,6 +10,16 @@ const accessKind = accessKindImport
 const byteOffset = byteOffsetImport
 const readIndex = readIndexImport
 
+/**
+ * Index in a region's `words` of the low 32 bits of a 32-bit, 64-bit or natural-width field: for
+ * hot paths that read a fixed field (what `VmcsView.lo` gives, without its table lookup and branch).
+ */
+export const wordIndexOf = (encoding: number): number => {
+  const kind = accessKind[encoding]
+  if (kind !== Access.Bits32 && kind !== Access.Bits64) throw new Error(`wordIndexOf: field 0x${encoding.toString(16)} is not a 32-bit or wider field`)
+  return byteOffset[encoding]! >>> 2
+}
+
 export class VmcsView {
   page: HostPage
 
