@@ -155,6 +155,20 @@ const CHANGED = 2
 const ALL_ONES = 0xffff_ffff_ffff_ffffn
 const CR4_VMXE = 1n << 13n
 
+/** What a changed VMWRITE leaves for the next entry: checks to re-run, guest or host state to reload, controls to re-read. */
+const noteVmwrite = (current: ActiveVmcs, d: number, encoding: number, changed: number): void => {
+  if (changed === LOW_HALF_CHANGED) {
+    if ((d & D_LOW_HALF_HAS_READERS) !== 0) current.checks.fieldLowHalfChanged(fieldOrdinal[encoding]!)
+  } else if ((d & D_FIELD_HAS_READERS) !== 0) current.checks.fieldChanged(fieldOrdinal[encoding]!)
+  if (d >= 1 << D_EFFECT_SHIFT) {
+    // Entry and exit controls decide which guest registers entry loads and exit saves: their
+    // effect carries GuestWrites.OTHER, so the next entry loads the whole guest-state area.
+    current.guestWrites |= (d >>> D_EFFECT_SHIFT) & 0xff
+    if ((d & D_WRITES_HOST) !== 0) current.hostWritten = true
+    if ((d & D_WRITES_CONTROL) !== 0) current.controlsWritten = true
+  }
+}
+
 export class LogicalProcessor implements OutcomeSource {
   readonly id: number
   readonly platform: VmxPlatform
@@ -528,15 +542,34 @@ export class LogicalProcessor implements OutcomeSource {
     return this.vmwriteHalves(encoding, value >>> 0, 0)
   }
 
+  /**
+   * VMWRITE's usual case decided in one test (VMX root operation at CPL 0, a current VMCS, a
+   * supported field VMWRITE may write), small enough for the compiler to inline into KVM's
+   * per-entry writes; everything else takes vmwriteChecked, which checks in the SDM's order.
+   */
   private vmwriteHalves(encoding: number, lo: number, hi: number): VmxStatus {
+    const current = this.current
+    // (e & 0x7fff) === e: a non-negative integer below 0x8000 (NaN, fractions and negatives fail).
+    const d = (encoding & 0x7fff) === encoding ? vmwriteDescriptor[encoding]! : 0
+    if (current === null || d === 0 || (d & D_READ_ONLY) !== 0 || this.shutdown || !this.vmxOperation || this.nonRoot || this.root.cpl !== 0) {
+      return this.vmwriteChecked(encoding, d, lo, hi)
+    }
+    return this.vmwriteStore(current, d, encoding, lo, hi)
+  }
+
+  /** VMWRITE's checks in the SDM's order (the prologue's faults, no current VMCS, the field). */
+  private vmwriteChecked(encoding: number, d: number, lo: number, hi: number): VmxStatus {
     const early = this.prologue()
     if (early !== -1) return early
     const current = this.current
     if (current === null) return VmxStatus.FailInvalid
-    // (e & 0x7fff) === e: a non-negative integer below 0x8000 (NaN, fractions and negatives fail).
-    const d = (encoding & 0x7fff) === encoding ? vmwriteDescriptor[encoding]! : 0
     if (d === 0) return this.fail(E.UNSUPPORTED_VMCS_COMPONENT)
     if ((d & D_READ_ONLY) !== 0 && !this.caps.vmwriteAnyField) return this.fail(E.VMWRITE_READ_ONLY_VMCS_COMPONENT)
+    return this.vmwriteStore(current, d, encoding, lo, hi)
+  }
+
+  /** Stores a checked VMWRITE and records what the next entry must reload or re-check. */
+  private vmwriteStore(current: ActiveVmcs, d: number, encoding: number, lo: number, hi: number): VmxStatus {
     const page = this.view.page
     const index = d & D_INDEX_MASK
     const kind = d & D_KIND_MASK
@@ -561,18 +594,7 @@ export class LogicalProcessor implements OutcomeSource {
         changed = CHANGED
       }
     }
-    if (changed !== UNCHANGED) {
-      if (changed === LOW_HALF_CHANGED) {
-        if ((d & D_LOW_HALF_HAS_READERS) !== 0) current.checks.fieldLowHalfChanged(fieldOrdinal[encoding]!)
-      } else if ((d & D_FIELD_HAS_READERS) !== 0) current.checks.fieldChanged(fieldOrdinal[encoding]!)
-      if (d >= 1 << D_EFFECT_SHIFT) {
-        // Entry and exit controls decide which guest registers entry loads and exit saves: their
-        // effect carries GuestWrites.OTHER, so the next entry loads the whole guest-state area.
-        current.guestWrites |= (d >>> D_EFFECT_SHIFT) & 0xff
-        if ((d & D_WRITES_HOST) !== 0) current.hostWritten = true
-        if ((d & D_WRITES_CONTROL) !== 0) current.controlsWritten = true
-      }
-    }
+    if (changed !== UNCHANGED) noteVmwrite(current, d, encoding, changed)
     return VmxStatus.Succeed
   }
 
